@@ -102,7 +102,12 @@ pub fn wait_bounded(child: &mut Child, limit: std::time::Duration) -> std::proce
         if start.elapsed() > limit {
             let _ = child.kill();
             let st = child.wait().expect("wait");
-            panic!("process {} did not exit within {:?}: {:?}", child.id(), limit, st);
+            panic!(
+                "process {} did not exit within {:?}: {:?}",
+                child.id(),
+                limit,
+                st
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

@@ -1,0 +1,99 @@
+//! Validated settings of a session, built from the command line.
+
+use crate::requests::{Op, REQUESTS};
+
+/// A set of requests from the request table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpSet(u64);
+
+impl OpSet {
+    pub const fn empty() -> OpSet {
+        OpSet(0)
+    }
+
+    /// The requests named in a comma-separated `-p`/`-P` list; names this server does
+    /// not know are ignored, as OpenSSH ignores them.
+    pub fn from_list(list: &str) -> OpSet {
+        let mut set = OpSet::empty();
+        for r in REQUESTS
+            .iter()
+            .filter(|r| list.split(',').any(|n| n == r.name))
+        {
+            set.insert(r.op);
+        }
+        set
+    }
+
+    pub fn insert(&mut self, op: Op) {
+        self.0 |= 1 << op as u32;
+    }
+
+    pub fn contains(&self, op: Op) -> bool {
+        self.0 & (1 << op as u32) != 0
+    }
+}
+
+/// What the session may do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `-R`: refuse every request that writes.
+    pub read_only: bool,
+    /// `-P`: requests refused.
+    pub denied: Option<OpSet>,
+    /// `-p`: when set, only these requests are served.
+    pub allowed: Option<OpSet>,
+    /// Open handles allowed at once (below RLIMIT_NOFILE).
+    pub max_handles: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            read_only: false,
+            denied: None,
+            allowed: None,
+            max_handles: default_max_handles(),
+        }
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    ReadOnly,
+    Denied,
+    NotAllowed,
+}
+
+impl Config {
+    /// Why `op` may not be served, checked in OpenSSH's order: `-R`, `-P`, `-p`.
+    pub fn refusal(&self, op: Op) -> Option<Refusal> {
+        if self.read_only && op.info().writes {
+            Some(Refusal::ReadOnly)
+        } else if self.denied.is_some_and(|d| d.contains(op)) {
+            Some(Refusal::Denied)
+        } else if self.allowed.is_some_and(|a| !a.contains(op)) {
+            Some(Refusal::NotAllowed)
+        } else {
+            None
+        }
+    }
+
+    pub fn permits(&self, op: Op) -> bool {
+        self.refusal(op).is_none()
+    }
+}
+
+/// File descriptors kept out of the handle budget: stdin, stdout, stderr, syslog,
+/// and a few for operations that open a file for a moment (setstat's truncate, a
+/// copy, a directory listing being opened).
+const RESERVED_FDS: u64 = 8;
+
+/// The handle cap: the soft RLIMIT_NOFILE less the reserved descriptors.
+pub fn default_max_handles() -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    soft.saturating_sub(RESERVED_FDS).clamp(1, 1 << 20) as usize
+}

@@ -1,0 +1,135 @@
+//! The I/O loop: read stdin in large chunks, handle every complete packet in the
+//! buffer, and write all the replies with one call. Blocking I/O on the inherited
+//! descriptors; `poll` only when a descriptor turns out to be non-blocking and a call
+//! would block.
+
+use crate::logit;
+use crate::server::{Flow, Session};
+use crate::wire::{MAX_FRAME, Out};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::os::fd::BorrowedFd;
+
+/// Input buffer: room for a whole maximal frame after any partial one, so one read
+/// can always make progress, and large enough to take many small requests at once.
+const INPUT_SIZE: usize = 4 * (MAX_FRAME + 4);
+/// Replies are written out once this much is pending, so a burst of READs never
+/// holds more than a few megabytes.
+const FLUSH_AT: usize = 2 * 1024 * 1024;
+
+/// Who is on the other end, for the log line of a session ended by a bad frame.
+pub struct Peer<'a> {
+    pub client: &'a str,
+    pub user: &'a str,
+}
+
+/// Runs the session until the client goes away or the session must end; returns the
+/// exit status.
+pub fn run(
+    session: &mut Session,
+    input: BorrowedFd<'_>,
+    output: BorrowedFd<'_>,
+    peer: &Peer<'_>,
+) -> i32 {
+    let mut buf = vec![0u8; INPUT_SIZE];
+    let mut start = 0;
+    let mut end = 0;
+    let mut out = Out::with_capacity(FLUSH_AT + MAX_FRAME);
+    loop {
+        // Keep the unprocessed tail at the front so a whole frame always fits.
+        if start == end {
+            start = 0;
+            end = 0;
+        } else if start > 0 && INPUT_SIZE - end < MAX_FRAME + 4 {
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+        }
+        let n = match read(input, &mut buf[end..]) {
+            Ok(0) => {
+                logit!(Debug1, "read eof");
+                return 0;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                logit!(Error, "read: {}", e.desc());
+                return 1;
+            }
+        };
+        end += n;
+        while end - start >= 4 {
+            let len =
+                u32::from_be_bytes([buf[start], buf[start + 1], buf[start + 2], buf[start + 3]])
+                    as usize;
+            if len > MAX_FRAME {
+                logit!(
+                    Error,
+                    "bad message from {} local user {}",
+                    peer.client,
+                    peer.user
+                );
+                let _ = flush(output, &mut out);
+                return 11;
+            }
+            if end - start < 4 + len {
+                break;
+            }
+            let flow = session.handle_packet(&buf[start + 4..start + 4 + len], &mut out);
+            start += 4 + len;
+            if let Flow::Exit(code) = flow {
+                let _ = flush(output, &mut out);
+                return code;
+            }
+            if out.len() >= FLUSH_AT && flush(output, &mut out).is_err() {
+                return 1;
+            }
+        }
+        if flush(output, &mut out).is_err() {
+            return 1;
+        }
+    }
+}
+
+fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => wait(fd, PollFlags::POLLIN)?,
+            r => return r,
+        }
+    }
+}
+
+/// Writes every pending reply.
+fn flush(fd: BorrowedFd<'_>, out: &mut Out) -> Result<(), Errno> {
+    let mut done = 0;
+    let bytes = out.as_bytes();
+    let result = loop {
+        if done == bytes.len() {
+            break Ok(());
+        }
+        match nix::unistd::write(fd, &bytes[done..]) {
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                if let Err(e) = wait(fd, PollFlags::POLLOUT) {
+                    break Err(e);
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    out.consume(done);
+    if let Err(e) = result {
+        logit!(Error, "write: {}", e.desc());
+    }
+    result
+}
+
+fn wait(fd: BorrowedFd<'_>, events: PollFlags) -> Result<(), Errno> {
+    let mut fds = [PollFd::new(fd, events)];
+    match poll(&mut fds, PollTimeout::NONE) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

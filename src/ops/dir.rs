@@ -1,0 +1,95 @@
+//! Directory listings: OPENDIR and READDIR.
+
+use super::OpResult;
+use crate::handles::{Handle, Object};
+use crate::logging::Bytes;
+use crate::logit;
+use crate::longname;
+use crate::server::Session;
+use crate::status::Status;
+use crate::wire::*;
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{Mode, fstatat};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Entries per READDIR reply, as OpenSSH sends. A reply then stays well below the
+/// frame limit even with 255-byte names.
+const ENTRIES_PER_REPLY: u32 = 100;
+
+pub fn opendir(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
+    logit!(Info, "opendir \"{}\"", Bytes(path));
+    if s.handles.is_full() {
+        return Err(Errno::EMFILE.into());
+    }
+    let t = s.paths.resolve(path)?;
+    let fd = openat(
+        t.dir(),
+        t.path(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )?;
+    let dir = Dir::from_fd(fd)?;
+    match s.handles.insert(Handle::dir(dir.into_iter(), path)) {
+        Ok(h) => {
+            out.handle(id, &h);
+            Ok(())
+        }
+        Err(_) => Err(Errno::EMFILE.into()),
+    }
+}
+
+/// The next batch of entries, with `.` and `..`, each with its attributes (of the
+/// entry itself, not a symlink's target) and its `ls -l` long name. Entries that
+/// vanish between the listing and the stat are skipped. EOF once the listing is done.
+pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResult {
+    let Session { handles, names, .. } = s;
+    let Some(Handle {
+        object: Object::Dir { entries },
+        ..
+    }) = handles.get_mut(handle)
+    else {
+        return Err(Status::FAILURE);
+    };
+    let now = now();
+    let mut list = out.names(id);
+    while list.count() < ENTRIES_PER_REPLY {
+        let entry = match entries.next() {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                if list.count() == 0 {
+                    list.abandon(out);
+                    return Err(e.into());
+                }
+                break;
+            }
+            None => break,
+        };
+        // SAFETY: the descriptor belongs to `entries`, which outlives this borrow.
+        let dirfd = unsafe { BorrowedFd::borrow_raw(entries.as_raw_fd()) };
+        let name = entry.file_name().to_bytes();
+        let Ok(st) = fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        list.push(
+            out,
+            name,
+            |b| longname::write(b, name, &st, names, now),
+            &Attrs::from_stat(&st),
+        );
+    }
+    if list.count() == 0 {
+        list.abandon(out);
+        return Err(Status::EOF);
+    }
+    list.finish(out);
+    Ok(())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

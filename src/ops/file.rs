@@ -1,0 +1,231 @@
+//! Requests on open files: OPEN, CLOSE, READ, WRITE, FSTAT, FSETSTAT.
+
+use super::OpResult;
+use crate::handles::{Handle, Object};
+use crate::logging::Bytes;
+use crate::logit;
+use crate::server::Session;
+use crate::status::Status;
+use crate::wire::*;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{self, Mode, fchmod, futimens};
+use nix::unistd::{fchown, ftruncate};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
+
+/// OPEN's `pflags` as `open(2)` flags, as OpenSSH maps them.
+fn open_flags(pflags: u32) -> OFlag {
+    let mut f = match (pflags & SSH_FXF_READ != 0, pflags & SSH_FXF_WRITE != 0) {
+        (true, true) => OFlag::O_RDWR,
+        (false, true) => OFlag::O_WRONLY,
+        _ => OFlag::O_RDONLY,
+    };
+    for (bit, flag) in [
+        (SSH_FXF_APPEND, OFlag::O_APPEND),
+        (SSH_FXF_CREAT, OFlag::O_CREAT),
+        (SSH_FXF_TRUNC, OFlag::O_TRUNC),
+        (SSH_FXF_EXCL, OFlag::O_EXCL),
+    ] {
+        if pflags & bit != 0 {
+            f |= flag;
+        }
+    }
+    f
+}
+
+/// `READ,WRITE,CREATE,TRUNCATE` for the log line.
+fn flags_text(pflags: u32) -> String {
+    [
+        (SSH_FXF_READ, "READ"),
+        (SSH_FXF_WRITE, "WRITE"),
+        (SSH_FXF_APPEND, "APPEND"),
+        (SSH_FXF_CREAT, "CREATE"),
+        (SSH_FXF_TRUNC, "TRUNCATE"),
+        (SSH_FXF_EXCL, "EXCL"),
+    ]
+    .iter()
+    .filter(|(bit, _)| pflags & bit != 0)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+pub fn open(
+    s: &mut Session,
+    out: &mut Out,
+    id: u32,
+    filename: &[u8],
+    pflags: u32,
+    attrs: &Attrs,
+) -> OpResult {
+    let flags = open_flags(pflags);
+    let mode = attrs.permissions.unwrap_or(0o666);
+    logit!(
+        Info,
+        "open \"{}\" flags {} mode 0{:o}",
+        Bytes(filename),
+        flags_text(pflags),
+        mode
+    );
+    if s.config.read_only
+        && (flags & OFlag::O_ACCMODE != OFlag::O_RDONLY
+            || flags.intersects(OFlag::O_CREAT | OFlag::O_TRUNC))
+    {
+        logit!(Verbose, "Refusing open request in read-only mode");
+        return Err(Status::PERMISSION_DENIED);
+    }
+    if s.handles.is_full() {
+        return Err(Errno::EMFILE.into());
+    }
+    let target = s.paths.resolve(filename)?;
+    // Non-blocking, so that a FIFO or a device never stalls the whole session; it
+    // changes nothing for regular files.
+    let fd = openat(
+        target.dir(),
+        target.path(),
+        flags | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+        Mode::from_bits_truncate(mode & 0o7777),
+    )?;
+    let append = flags.contains(OFlag::O_APPEND);
+    match s.handles.insert(Handle::file(fd, append, filename)) {
+        Ok(h) => {
+            logit!(
+                Debug1,
+                "request {}: sent handle handle {}",
+                id,
+                Bytes(&h[..4])
+            );
+            out.handle(id, &h);
+            Ok(())
+        }
+        Err(_) => Err(Errno::EMFILE.into()),
+    }
+}
+
+/// OpenSSH's `close` / `closedir` log line; `how` is "" or "forced ".
+pub fn log_close(h: &Handle, how: &str) {
+    match h.object {
+        Object::File { .. } => logit!(
+            Info,
+            "{}close \"{}\" bytes read {} written {}",
+            how,
+            Bytes(&h.path),
+            h.bytes_read,
+            h.bytes_written
+        ),
+        Object::Dir { .. } => logit!(Info, "{}closedir \"{}\"", how, Bytes(&h.path)),
+    }
+}
+
+pub fn close(s: &mut Session, handle: &[u8]) -> OpResult {
+    let Some(h) = s.handles.remove(handle) else {
+        return Err(Status::NO_SUCH_FILE);
+    };
+    log_close(&h, "");
+    match h.object {
+        // close(2) may report a write-back error (EIO, ENOSPC on NFS): the client
+        // must hear of it, so the descriptor is not simply dropped.
+        Object::File { fd, .. } => nix::unistd::close(fd.into_raw_fd())?,
+        Object::Dir { .. } => drop(h),
+    }
+    Ok(())
+}
+
+/// The descriptor of an open file handle; any other handle gets FAILURE, as OpenSSH.
+fn file_fd<'a>(s: &'a Session, handle: &[u8]) -> Result<BorrowedFd<'a>, Status> {
+    match s.handles.get(handle).map(|h| &h.object) {
+        Some(Object::File { fd, .. }) => Ok(fd.as_fd()),
+        _ => Err(Status::FAILURE),
+    }
+}
+
+/// A client offset as `off_t`; beyond its range the kernel's answer would be EINVAL.
+fn offset(off: u64) -> Result<i64, Status> {
+    i64::try_from(off).map_err(|_| Errno::EINVAL.into())
+}
+
+pub fn read(
+    s: &mut Session,
+    out: &mut Out,
+    id: u32,
+    handle: &[u8],
+    off: u64,
+    len: u32,
+) -> OpResult {
+    let fd = file_fd(s, handle)?;
+    let off = offset(off)?;
+    let len = len.min(MAX_READ) as usize;
+    let n = out.data(id, len, |buf| {
+        // SAFETY: pread writes at most `buf.len()` bytes into `buf`, which is valid
+        // writable memory; it never reads from it.
+        let r = unsafe {
+            nix::libc::pread(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                off,
+            )
+        };
+        Errno::result(r).map(|n| n as usize)
+    })?;
+    if n == 0 {
+        return Err(Status::EOF);
+    }
+    if let Some(h) = s.handles.get_mut(handle) {
+        h.bytes_read += n as u64;
+    }
+    Ok(())
+}
+
+pub fn write(s: &mut Session, handle: &[u8], off: u64, data: &[u8]) -> OpResult {
+    let fd = file_fd(s, handle)?;
+    let mut off = offset(off)?;
+    let mut rest = data;
+    // pwrite on a descriptor opened with O_APPEND appends on Linux, whatever the
+    // offset: exactly APPEND's meaning.
+    while !rest.is_empty() {
+        let n = match nix::sys::uio::pwrite(fd, rest, off) {
+            Ok(0) => return Err(Status::FAILURE),
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                let h = s.handles.get(handle);
+                let path = h.map(|h| h.path.as_slice()).unwrap_or_default();
+                logit!(
+                    Error,
+                    "process_write: write \"{}\": {}",
+                    Bytes(path),
+                    e.desc()
+                );
+                return Err(e.into());
+            }
+        };
+        rest = &rest[n..];
+        off += n as i64;
+    }
+    if let Some(h) = s.handles.get_mut(handle) {
+        h.bytes_written += data.len() as u64;
+    }
+    Ok(())
+}
+
+pub fn fstat(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResult {
+    let st = stat::fstat(file_fd(s, handle)?)?;
+    out.attrs(id, &Attrs::from_stat(&st));
+    Ok(())
+}
+
+pub fn fsetstat(s: &mut Session, handle: &[u8], attrs: &Attrs) -> OpResult {
+    let fd = file_fd(s, handle)?;
+    let path = s
+        .handles
+        .get(handle)
+        .map(|h| h.path.as_slice())
+        .unwrap_or_default();
+    super::path::apply_attrs(path, attrs, |change| match change {
+        super::path::Change::Size(size) => ftruncate(fd, size),
+        super::path::Change::Mode(mode) => fchmod(fd, mode),
+        super::path::Change::Times(atime, mtime) => futimens(fd, &atime, &mtime),
+        super::path::Change::Owner(uid, gid) => fchown(fd, Some(uid), Some(gid)),
+    })
+}

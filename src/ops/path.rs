@@ -1,0 +1,228 @@
+//! Requests on paths: STAT, LSTAT, SETSTAT, REMOVE, MKDIR, RMDIR, REALPATH, RENAME,
+//! READLINK, SYMLINK.
+
+use super::OpResult;
+use crate::logging::Bytes;
+use crate::logit;
+use crate::server::Session;
+use crate::status::Status;
+use crate::wire::*;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, readlinkat, renameat, renameat2};
+use nix::sys::stat::{
+    FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmodat, fstatat, mkdirat, utimensat,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{
+    Gid, LinkatFlags, Uid, UnlinkatFlags, fchownat, ftruncate, linkat, symlinkat, unlinkat,
+};
+use std::os::unix::ffi::OsStrExt;
+
+pub fn stat(s: &mut Session, out: &mut Out, id: u32, path: &[u8], follow: bool) -> OpResult {
+    logit!(
+        Verbose,
+        "{}stat name \"{}\"",
+        if follow { "" } else { "l" },
+        Bytes(path)
+    );
+    let t = s.paths.resolve(path)?;
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::AT_SYMLINK_NOFOLLOW
+    };
+    let st = fstatat(t.dir(), t.path(), flags)?;
+    out.attrs(id, &Attrs::from_stat(&st));
+    Ok(())
+}
+
+/// One attribute change of SETSTAT, in the order OpenSSH applies them.
+pub enum Change {
+    Size(i64),
+    Mode(Mode),
+    Times(TimeSpec, TimeSpec),
+    Owner(Uid, Gid),
+}
+
+/// Applies `attrs` in OpenSSH's order (size, mode, times, owner) with `apply`,
+/// logging each change as OpenSSH does. Every change is tried; the status is that of
+/// the last one that failed.
+pub fn apply_attrs(
+    path: &[u8],
+    attrs: &Attrs,
+    mut apply: impl FnMut(Change) -> nix::Result<()>,
+) -> OpResult {
+    let mut result = Ok(());
+    let mut run = |c: Change| {
+        if let Err(e) = apply(c) {
+            result = Err(Status::from(e));
+        }
+    };
+    if let Some(size) = attrs.size {
+        logit!(Info, "set \"{}\" size {}", Bytes(path), size);
+        // A size beyond off_t is what the kernel would refuse with EINVAL.
+        run(Change::Size(i64::try_from(size).unwrap_or(-1)));
+    }
+    if let Some(perm) = attrs.permissions {
+        logit!(Info, "set \"{}\" mode {:04o}", Bytes(path), perm);
+        run(Change::Mode(Mode::from_bits_truncate(perm & 0o7777)));
+    }
+    if let Some((atime, mtime)) = attrs.times {
+        logit!(
+            Info,
+            "set \"{}\" modtime {}",
+            Bytes(path),
+            super::log_time(mtime)
+        );
+        run(Change::Times(
+            TimeSpec::new(atime as i64, 0),
+            TimeSpec::new(mtime as i64, 0),
+        ));
+    }
+    if let Some((uid, gid)) = attrs.uid_gid {
+        logit!(Info, "set \"{}\" owner {} group {}", Bytes(path), uid, gid);
+        run(Change::Owner(Uid::from_raw(uid), Gid::from_raw(gid)));
+    }
+    result
+}
+
+pub fn setstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
+    let t = s.paths.resolve(path)?;
+    apply_attrs(path, attrs, |change| match change {
+        // truncate(2) has no *at form: open for writing and truncate the descriptor,
+        // which asks the same permission.
+        Change::Size(size) => {
+            let fd = openat(
+                t.dir(),
+                t.path(),
+                OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+                Mode::empty(),
+            )?;
+            ftruncate(&fd, size)
+        }
+        Change::Mode(mode) => fchmodat(t.dir(), t.path(), mode, FchmodatFlags::FollowSymlink),
+        Change::Times(atime, mtime) => utimensat(
+            t.dir(),
+            t.path(),
+            &atime,
+            &mtime,
+            UtimensatFlags::FollowSymlink,
+        ),
+        Change::Owner(uid, gid) => {
+            fchownat(t.dir(), t.path(), Some(uid), Some(gid), AtFlags::empty())
+        }
+    })
+}
+
+pub fn remove(s: &mut Session, path: &[u8]) -> OpResult {
+    logit!(Info, "remove name \"{}\"", Bytes(path));
+    let t = s.paths.resolve(path)?;
+    unlinkat(t.dir(), t.path(), UnlinkatFlags::NoRemoveDir)?;
+    Ok(())
+}
+
+pub fn mkdir(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
+    let mode = attrs.permissions.map_or(0o777, |p| p & 0o7777);
+    logit!(Info, "mkdir name \"{}\" mode 0{:o}", Bytes(path), mode);
+    let t = s.paths.resolve(path)?;
+    mkdirat(t.dir(), t.path(), Mode::from_bits_truncate(mode))?;
+    Ok(())
+}
+
+pub fn rmdir(s: &mut Session, path: &[u8]) -> OpResult {
+    logit!(Info, "rmdir name \"{}\"", Bytes(path));
+    let t = s.paths.resolve(path)?;
+    unlinkat(t.dir(), t.path(), UnlinkatFlags::RemoveDir)?;
+    Ok(())
+}
+
+/// A NAME reply with one entry whose long name is the name itself and which has no
+/// attributes, as REALPATH and READLINK answer in OpenSSH.
+fn single_name(out: &mut Out, id: u32, name: &[u8]) {
+    let mut names = out.names(id);
+    names.push(out, name, |b| b.extend_from_slice(name), &Attrs::default());
+    names.finish(out);
+}
+
+pub fn realpath(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
+    let path: &[u8] = if path.is_empty() { b"." } else { path };
+    logit!(Verbose, "realpath \"{}\"", Bytes(path));
+    let resolved = s.paths.canonical(path)?;
+    single_name(out, id, &resolved);
+    Ok(())
+}
+
+/// RENAME as version 3 defines it: an existing target is never replaced.
+pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
+    logit!(
+        Info,
+        "rename old \"{}\" new \"{}\"",
+        Bytes(oldpath),
+        Bytes(newpath)
+    );
+    let from = s.paths.resolve(oldpath)?;
+    let to = s.paths.resolve(newpath)?;
+    match renameat2(
+        from.dir(),
+        from.path(),
+        to.dir(),
+        to.path(),
+        RenameFlags::RENAME_NOREPLACE,
+    ) {
+        // File systems without RENAME_NOREPLACE: OpenSSH's way, a hard link then an
+        // unlink for regular files (atomic against an existing target), a check then
+        // a rename for anything else.
+        Err(Errno::EINVAL) => {
+            let st = fstatat(from.dir(), from.path(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG {
+                match linkat(
+                    from.dir(),
+                    from.path(),
+                    to.dir(),
+                    to.path(),
+                    LinkatFlags::empty(),
+                ) {
+                    Ok(()) => {
+                        if let Err(e) =
+                            unlinkat(from.dir(), from.path(), UnlinkatFlags::NoRemoveDir)
+                        {
+                            let _ = unlinkat(to.dir(), to.path(), UnlinkatFlags::NoRemoveDir);
+                            return Err(e.into());
+                        }
+                        return Ok(());
+                    }
+                    Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EXDEV | Errno::EPERM) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if fstatat(to.dir(), to.path(), AtFlags::empty()).is_ok() {
+                return Err(Errno::EEXIST.into());
+            }
+            renameat(from.dir(), from.path(), to.dir(), to.path())?;
+            Ok(())
+        }
+        r => Ok(r?),
+    }
+}
+
+pub fn readlink(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
+    logit!(Verbose, "readlink \"{}\"", Bytes(path));
+    let t = s.paths.resolve(path)?;
+    let target = readlinkat(t.dir(), t.path())?;
+    single_name(out, id, target.as_bytes());
+    Ok(())
+}
+
+/// SYMLINK with OpenSSH's argument order: the link at `linkpath` will point to
+/// `targetpath`, stored as given.
+pub fn symlink(s: &mut Session, targetpath: &[u8], linkpath: &[u8]) -> OpResult {
+    logit!(
+        Info,
+        "symlink old \"{}\" new \"{}\"",
+        Bytes(targetpath),
+        Bytes(linkpath)
+    );
+    let t = s.paths.resolve(linkpath)?;
+    symlinkat(targetpath, t.dir(), t.path())?;
+    Ok(())
+}

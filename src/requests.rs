@@ -1,0 +1,116 @@
+//! The one table of request names. Each row says how a request arrives (a packet type
+//! or an extension name with the version string advertised for it), the name that
+//! `-Q requests`, `-p` and `-P` use, and whether it writes (so `-R` refuses it).
+//! VERSION, `-Q`, `-p`/`-P` and `-R` all read this table: adding an extension is one
+//! row here, one decode arm in `wire::request` and one operation in `ops`.
+
+use crate::wire::*;
+
+/// Every request this server knows, in the order of [`REQUESTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Open,
+    Close,
+    Read,
+    Write,
+    Lstat,
+    Fstat,
+    SetStat,
+    FSetStat,
+    OpenDir,
+    ReadDir,
+    Remove,
+    Mkdir,
+    Rmdir,
+    RealPath,
+    Stat,
+    Rename,
+    ReadLink,
+    Symlink,
+}
+
+/// How a request is carried on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// Its own packet type.
+    Packet(u8),
+    /// An EXTENDED request with this name, advertised in VERSION with this version.
+    Extension {
+        name: &'static str,
+        version: &'static str,
+    },
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct RequestInfo {
+    pub op: Op,
+    /// The name `-Q requests` prints and `-p`/`-P` take.
+    pub name: &'static str,
+    pub carrier: Carrier,
+    /// Refused in read-only mode (`-R`).
+    pub writes: bool,
+}
+
+const fn row(op: Op, name: &'static str, carrier: Carrier, writes: bool) -> RequestInfo {
+    RequestInfo {
+        op,
+        name,
+        carrier,
+        writes,
+    }
+}
+
+use Carrier::Packet;
+
+/// The table, in OpenSSH's order (which is the order `-Q requests` prints).
+pub static REQUESTS: &[RequestInfo] = &[
+    row(Op::Open, "open", Packet(SSH_FXP_OPEN), false),
+    row(Op::Close, "close", Packet(SSH_FXP_CLOSE), false),
+    row(Op::Read, "read", Packet(SSH_FXP_READ), false),
+    row(Op::Write, "write", Packet(SSH_FXP_WRITE), true),
+    row(Op::Lstat, "lstat", Packet(SSH_FXP_LSTAT), false),
+    row(Op::Fstat, "fstat", Packet(SSH_FXP_FSTAT), false),
+    row(Op::SetStat, "setstat", Packet(SSH_FXP_SETSTAT), true),
+    row(Op::FSetStat, "fsetstat", Packet(SSH_FXP_FSETSTAT), true),
+    row(Op::OpenDir, "opendir", Packet(SSH_FXP_OPENDIR), false),
+    row(Op::ReadDir, "readdir", Packet(SSH_FXP_READDIR), false),
+    row(Op::Remove, "remove", Packet(SSH_FXP_REMOVE), true),
+    row(Op::Mkdir, "mkdir", Packet(SSH_FXP_MKDIR), true),
+    row(Op::Rmdir, "rmdir", Packet(SSH_FXP_RMDIR), true),
+    row(Op::RealPath, "realpath", Packet(SSH_FXP_REALPATH), false),
+    row(Op::Stat, "stat", Packet(SSH_FXP_STAT), false),
+    row(Op::Rename, "rename", Packet(SSH_FXP_RENAME), true),
+    row(Op::ReadLink, "readlink", Packet(SSH_FXP_READLINK), false),
+    row(Op::Symlink, "symlink", Packet(SSH_FXP_SYMLINK), true),
+];
+
+impl Op {
+    pub fn info(self) -> &'static RequestInfo {
+        &REQUESTS[self as usize]
+    }
+}
+
+/// The row of an extension by its wire name.
+pub fn extension(name: &[u8]) -> Option<&'static RequestInfo> {
+    REQUESTS
+        .iter()
+        .find(|r| matches!(r.carrier, Carrier::Extension { name: n, .. } if n.as_bytes() == name))
+}
+
+/// The row of a request by its `-p`/`-P` name.
+pub fn by_name(name: &str) -> Option<&'static RequestInfo> {
+    REQUESTS.iter().find(|r| r.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_in_op_order() {
+        for (i, r) in REQUESTS.iter().enumerate() {
+            assert_eq!(r.op as usize, i, "row {} ({}) is out of place", i, r.name);
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The session: its state, and the one `match` that sends each request to its
+//! operation after the policy checks. Operations write their own success replies;
+//! the dispatcher sends every STATUS.
+
+use crate::config::{Config, Refusal};
+use crate::handles::HandleTable;
+use crate::logging::Bytes;
+use crate::logit;
+use crate::longname::Names;
+use crate::ops;
+use crate::paths::Paths;
+use crate::requests::{Carrier, REQUESTS};
+use crate::status::{Status, StatusCode};
+use crate::wire::{self, Out, Request};
+
+/// What the event loop does after a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// End the session with this exit status.
+    Exit(i32),
+}
+
+/// One client's session.
+pub struct Session {
+    pub config: Config,
+    pub handles: HandleTable,
+    pub paths: Paths,
+    pub names: Names,
+    initialized: bool,
+}
+
+impl Session {
+    pub fn new(config: Config) -> Session {
+        let handles = HandleTable::new(config.max_handles);
+        Session {
+            config,
+            handles,
+            paths: Paths::new(),
+            names: Names::default(),
+            initialized: false,
+        }
+    }
+
+    /// Handles one packet body (type byte first); replies are appended to `out`.
+    pub fn handle_packet(&mut self, body: &[u8], out: &mut Out) -> Flow {
+        let request = match wire::decode(body) {
+            Ok(r) => r,
+            Err(bad) => {
+                return match bad.id {
+                    Some(id) if self.initialized => {
+                        logit!(
+                            Error,
+                            "request {}: type {}: bad message: {}",
+                            id,
+                            bad.ptype,
+                            bad.error
+                        );
+                        self.send_status(out, id, Status::BAD_MESSAGE);
+                        Flow::Continue
+                    }
+                    // Without an id there is nobody to answer.
+                    _ => {
+                        logit!(Error, "process: parse ID: {}", bad.error);
+                        Flow::Exit(255)
+                    }
+                };
+            }
+        };
+        let id = match request {
+            Request::Init { version } => {
+                logit!(Verbose, "received client version {}", version);
+                self.initialized = true;
+                out.version(wire::SFTP_VERSION, &self.advertised());
+                return Flow::Continue;
+            }
+            _ if !self.initialized => {
+                logit!(Error, "Received {} request before init", body[0]);
+                return Flow::Exit(255);
+            }
+            ref r => r.id().unwrap_or(0),
+        };
+        if let Some(op) = request.op()
+            && let Some(why) = self.config.refusal(op)
+        {
+            let name = op.info().name;
+            match why {
+                Refusal::ReadOnly => {
+                    logit!(Verbose, "Refusing {} request in read-only mode", name)
+                }
+                Refusal::Denied => logit!(Verbose, "Refusing denylisted {} request", name),
+                Refusal::NotAllowed => {
+                    logit!(Verbose, "Refusing non-allowlisted {} request", name)
+                }
+            }
+            self.send_status(out, id, Status::PERMISSION_DENIED);
+            return Flow::Continue;
+        }
+        let mark = out.mark();
+        match self.dispatch(request, out) {
+            // An operation that wrote no reply answers with a plain OK.
+            Ok(()) if out.mark() == mark => self.send_status(out, id, Status::OK),
+            Ok(()) => {}
+            Err(status) => {
+                out.rollback(mark);
+                self.send_status(out, id, status);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn dispatch(&mut self, request: Request<'_>, out: &mut Out) -> Result<(), Status> {
+        use Request::*;
+        match request {
+            Init { .. } => Ok(()),
+            Open {
+                id,
+                filename,
+                pflags,
+                attrs,
+            } => ops::file::open(self, out, id, filename, pflags, &attrs),
+            Close { handle, .. } => ops::file::close(self, handle),
+            Read {
+                id,
+                handle,
+                offset,
+                len,
+            } => ops::file::read(self, out, id, handle, offset, len),
+            Write {
+                handle,
+                offset,
+                data,
+                ..
+            } => ops::file::write(self, handle, offset, data),
+            Fstat { id, handle } => ops::file::fstat(self, out, id, handle),
+            FSetStat { handle, attrs, .. } => ops::file::fsetstat(self, handle, &attrs),
+            OpenDir { id, path } => ops::dir::opendir(self, out, id, path),
+            ReadDir { id, handle } => ops::dir::readdir(self, out, id, handle),
+            Lstat { id, path } => ops::path::stat(self, out, id, path, false),
+            Stat { id, path } => ops::path::stat(self, out, id, path, true),
+            SetStat { path, attrs, .. } => ops::path::setstat(self, path, &attrs),
+            Remove { filename, .. } => ops::path::remove(self, filename),
+            Mkdir { path, attrs, .. } => ops::path::mkdir(self, path, &attrs),
+            Rmdir { path, .. } => ops::path::rmdir(self, path),
+            RealPath { id, path } => ops::path::realpath(self, out, id, path),
+            Rename {
+                oldpath, newpath, ..
+            } => ops::path::rename(self, oldpath, newpath),
+            ReadLink { id, path } => ops::path::readlink(self, out, id, path),
+            Symlink {
+                targetpath,
+                linkpath,
+                ..
+            } => ops::path::symlink(self, targetpath, linkpath),
+            UnknownExtended { name, .. } => {
+                logit!(Error, "Unknown extended request \"{}\"", Bytes(name));
+                Err(Status::OP_UNSUPPORTED)
+            }
+            Unknown { ptype, .. } => {
+                logit!(Error, "Unknown message {}", ptype);
+                Err(Status::OP_UNSUPPORTED)
+            }
+        }
+    }
+
+    fn send_status(&self, out: &mut Out, id: u32, status: Status) {
+        logit!(Debug3, "request {}: sent status {}", id, status.code.0);
+        // OpenSSH logs failures at INFO, and successes too once debugging is on.
+        let routine = matches!(status.code, StatusCode::OK | StatusCode::EOF);
+        if !routine || crate::logging::enabled(crate::logging::Level::Debug1) {
+            logit!(Info, "sent status {}", status.code.text());
+        }
+        out.status(id, status.code.0, status.message());
+    }
+
+    /// The extensions VERSION advertises: every extension row the policy permits.
+    fn advertised(&self) -> Vec<(&'static str, &'static str)> {
+        REQUESTS
+            .iter()
+            .filter(|r| self.config.permits(r.op))
+            .filter_map(|r| match r.carrier {
+                Carrier::Extension { name, version } => Some((name, version)),
+                Carrier::Packet(_) => None,
+            })
+            .collect()
+    }
+
+    /// Closes every handle still open (the session is over), logging each as OpenSSH
+    /// does.
+    pub fn close_all(&mut self) {
+        for h in self.handles.drain() {
+            ops::file::log_close(&h, "forced ");
+        }
+    }
+}
