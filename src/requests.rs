@@ -27,6 +27,17 @@ pub enum Op {
     Rename,
     ReadLink,
     Symlink,
+    PosixRename,
+    StatVfs,
+    FStatVfs,
+    Hardlink,
+    Fsync,
+    LSetStat,
+    Limits,
+    ExpandPath,
+    CopyData,
+    HomeDirectory,
+    UsersGroupsById,
 }
 
 /// How a request is carried on the wire.
@@ -63,6 +74,10 @@ const fn row(op: Op, name: &'static str, carrier: Carrier, writes: bool) -> Requ
 
 use Carrier::Packet;
 
+const fn ext(name: &'static str, version: &'static str) -> Carrier {
+    Carrier::Extension { name, version }
+}
+
 /// The table, in OpenSSH's order (which is the order `-Q requests` prints).
 pub static REQUESTS: &[RequestInfo] = &[
     row(Op::Open, "open", Packet(SSH_FXP_OPEN), false),
@@ -83,6 +98,57 @@ pub static REQUESTS: &[RequestInfo] = &[
     row(Op::Rename, "rename", Packet(SSH_FXP_RENAME), true),
     row(Op::ReadLink, "readlink", Packet(SSH_FXP_READLINK), false),
     row(Op::Symlink, "symlink", Packet(SSH_FXP_SYMLINK), true),
+    row(
+        Op::PosixRename,
+        "posix-rename",
+        ext("posix-rename@openssh.com", "1"),
+        true,
+    ),
+    row(
+        Op::StatVfs,
+        "statvfs",
+        ext("statvfs@openssh.com", "2"),
+        false,
+    ),
+    row(
+        Op::FStatVfs,
+        "fstatvfs",
+        ext("fstatvfs@openssh.com", "2"),
+        false,
+    ),
+    row(
+        Op::Hardlink,
+        "hardlink",
+        ext("hardlink@openssh.com", "1"),
+        true,
+    ),
+    row(Op::Fsync, "fsync", ext("fsync@openssh.com", "1"), true),
+    row(
+        Op::LSetStat,
+        "lsetstat",
+        ext("lsetstat@openssh.com", "1"),
+        true,
+    ),
+    row(Op::Limits, "limits", ext("limits@openssh.com", "1"), false),
+    row(
+        Op::ExpandPath,
+        "expand-path",
+        ext("expand-path@openssh.com", "1"),
+        false,
+    ),
+    row(Op::CopyData, "copy-data", ext("copy-data", "1"), true),
+    row(
+        Op::HomeDirectory,
+        "home-directory",
+        ext("home-directory", "1"),
+        false,
+    ),
+    row(
+        Op::UsersGroupsById,
+        "users-groups-by-id",
+        ext("users-groups-by-id@openssh.com", "1"),
+        false,
+    ),
 ];
 
 impl Op {

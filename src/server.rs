@@ -152,6 +152,37 @@ impl Session {
                 linkpath,
                 ..
             } => ops::path::symlink(self, targetpath, linkpath),
+            PosixRename {
+                oldpath, newpath, ..
+            } => ops::path::posix_rename(self, oldpath, newpath),
+            StatVfs { id, path } => ops::path::statvfs(self, out, id, path),
+            FStatVfs { id, handle } => ops::file::fstatvfs(self, out, id, handle),
+            Hardlink {
+                oldpath, newpath, ..
+            } => ops::path::hardlink(self, oldpath, newpath),
+            Fsync { handle, .. } => ops::file::fsync(self, handle),
+            LSetStat { path, attrs, .. } => ops::path::lsetstat(self, path, &attrs),
+            Limits { id } => ops::info::limits(self, out, id),
+            ExpandPath { id, path } => ops::info::expand_path(self, out, id, path),
+            CopyData {
+                read_from_handle,
+                read_from_offset,
+                read_data_length,
+                write_to_handle,
+                write_to_offset,
+                ..
+            } => ops::file::copy_data(
+                self,
+                read_from_handle,
+                read_from_offset,
+                read_data_length,
+                write_to_handle,
+                write_to_offset,
+            ),
+            HomeDirectory { id, username } => ops::info::home_directory(self, out, id, username),
+            UsersGroupsById { id, uids, gids } => {
+                ops::info::users_groups_by_id(self, out, id, uids, gids)
+            }
             UnknownExtended { name, .. } => {
                 logit!(Error, "Unknown extended request \"{}\"", Bytes(name));
                 Err(Status::OP_UNSUPPORTED)

@@ -229,3 +229,108 @@ pub fn fsetstat(s: &mut Session, handle: &[u8], attrs: &Attrs) -> OpResult {
         super::path::Change::Owner(uid, gid) => fchown(fd, Some(uid), Some(gid)),
     })
 }
+
+pub fn fsync(s: &mut Session, handle: &[u8]) -> OpResult {
+    let fd = file_fd(s, handle).map_err(|_| Status::NO_SUCH_FILE)?;
+    let path = s
+        .handles
+        .get(handle)
+        .map(|h| h.path.as_slice())
+        .unwrap_or_default();
+    logit!(Info, "fsync \"{}\"", Bytes(path));
+    nix::unistd::fsync(fd)?;
+    Ok(())
+}
+
+pub fn fstatvfs(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResult {
+    let st = nix::sys::statvfs::fstatvfs(file_fd(s, handle)?)?;
+    super::path::send_statvfs(out, id, &st);
+    Ok(())
+}
+
+/// copy-data: copies `len` bytes (0: to the end of the source) from one open file to
+/// another inside the server. copy_file_range(2) lets file systems that can share
+/// extents do so; a read/write loop covers the rest, and the APPEND case (which
+/// copy_file_range refuses).
+pub fn copy_data(
+    s: &mut Session,
+    from: &[u8],
+    from_off: u64,
+    len: u64,
+    to: &[u8],
+    to_off: u64,
+) -> OpResult {
+    let (Ok(src), Ok(dst)) = (file_fd(s, from), file_fd(s, to)) else {
+        return Err(Status::FAILURE);
+    };
+    let append = matches!(
+        s.handles.get(to).map(|h| &h.object),
+        Some(Object::File { append: true, .. })
+    );
+    let (src_st, dst_st) = (stat::fstat(src)?, stat::fstat(dst)?);
+    // Copying a range of a file onto an overlapping range of the same file would read
+    // what it has just written.
+    let same_file = src_st.st_dev == dst_st.st_dev && src_st.st_ino == dst_st.st_ino;
+    let overlaps = len == 0
+        || (from_off < to_off.saturating_add(len) && to_off < from_off.saturating_add(len));
+    if from == to || (same_file && (append || overlaps)) {
+        return Err(Status::FAILURE);
+    }
+    let mut src_off = offset(from_off)?;
+    let mut dst_off = offset(to_off)?;
+    let mut left = if len == 0 { u64::MAX } else { len };
+    let mut copied: u64 = 0;
+    let mut use_cfr = !append;
+    let mut buf: Vec<u8> = Vec::new();
+    while left > 0 {
+        let chunk = left.min(1 << 30) as usize;
+        if use_cfr {
+            let (mut so, mut doff) = (src_off, dst_off);
+            match nix::fcntl::copy_file_range(src, Some(&mut so), dst, Some(&mut doff), chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    src_off += n as i64;
+                    dst_off += n as i64;
+                    left -= n as u64;
+                    copied += n as u64;
+                    continue;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                    use_cfr = false;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if buf.is_empty() {
+            buf = vec![0; MAX_READ as usize];
+        }
+        let want = chunk.min(buf.len());
+        let n = match nix::sys::uio::pread(src, &mut buf[..want], src_off) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut done = 0;
+        while done < n {
+            match nix::sys::uio::pwrite(dst, &buf[done..n], dst_off + done as i64) {
+                Ok(0) => return Err(Status::FAILURE),
+                Ok(w) => done += w,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        src_off += n as i64;
+        dst_off += n as i64;
+        left -= n as u64;
+        copied += n as u64;
+    }
+    if let Some(h) = s.handles.get_mut(from) {
+        h.bytes_read += copied;
+    }
+    if let Some(h) = s.handles.get_mut(to) {
+        h.bytes_written += copied;
+    }
+    Ok(())
+}

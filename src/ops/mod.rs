@@ -4,6 +4,7 @@
 
 pub mod dir;
 pub mod file;
+pub mod info;
 pub mod path;
 
 use crate::status::Status;

@@ -226,3 +226,110 @@ pub fn symlink(s: &mut Session, targetpath: &[u8], linkpath: &[u8]) -> OpResult 
     symlinkat(targetpath, t.dir(), t.path())?;
     Ok(())
 }
+
+/// posix-rename: rename(2), replacing an existing target atomically.
+pub fn posix_rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
+    logit!(
+        Info,
+        "posix-rename old \"{}\" new \"{}\"",
+        Bytes(oldpath),
+        Bytes(newpath)
+    );
+    let from = s.paths.resolve(oldpath)?;
+    let to = s.paths.resolve(newpath)?;
+    renameat(from.dir(), from.path(), to.dir(), to.path())?;
+    Ok(())
+}
+
+/// hardlink: link(2), which does not follow a symlink at `oldpath`.
+pub fn hardlink(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
+    logit!(
+        Info,
+        "hardlink old \"{}\" new \"{}\"",
+        Bytes(oldpath),
+        Bytes(newpath)
+    );
+    let from = s.paths.resolve(oldpath)?;
+    let to = s.paths.resolve(newpath)?;
+    linkat(
+        from.dir(),
+        from.path(),
+        to.dir(),
+        to.path(),
+        LinkatFlags::empty(),
+    )?;
+    Ok(())
+}
+
+/// lsetstat: SETSTAT on the link itself when the path names a symlink. A size makes
+/// no sense for a link and is refused as OpenSSH refuses it.
+pub fn lsetstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
+    if attrs.size.is_some() {
+        return Err(Status::BAD_MESSAGE);
+    }
+    let t = s.paths.resolve(path)?;
+    apply_attrs(path, attrs, |change| match change {
+        Change::Size(_) => Err(Errno::EINVAL),
+        Change::Mode(mode) => fchmodat(t.dir(), t.path(), mode, FchmodatFlags::NoFollowSymlink),
+        Change::Times(atime, mtime) => utimensat(
+            t.dir(),
+            t.path(),
+            &atime,
+            &mtime,
+            UtimensatFlags::NoFollowSymlink,
+        ),
+        Change::Owner(uid, gid) => fchownat(
+            t.dir(),
+            t.path(),
+            Some(uid),
+            Some(gid),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ),
+    })
+}
+
+pub fn statvfs(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
+    logit!(Info, "statvfs \"{}\"", Bytes(path));
+    let t = s.paths.resolve(path)?;
+    // statvfs(3) has no *at form; an O_PATH descriptor names the file without
+    // opening it for anything.
+    let fd = openat(
+        t.dir(),
+        t.path(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = nix::sys::statvfs::fstatvfs(&fd)?;
+    send_statvfs(out, id, &st);
+    Ok(())
+}
+
+/// The statvfs@openssh.com reply: eleven u64 fields.
+pub fn send_statvfs(out: &mut Out, id: u32, st: &nix::sys::statvfs::Statvfs) {
+    use bytes::BufMut;
+    use nix::sys::statvfs::FsFlags;
+    let mut flag = 0u64;
+    if st.flags().contains(FsFlags::ST_RDONLY) {
+        flag |= 0x1; // SSH2_FXE_STATVFS_ST_RDONLY
+    }
+    if st.flags().contains(FsFlags::ST_NOSUID) {
+        flag |= 0x2; // SSH2_FXE_STATVFS_ST_NOSUID
+    }
+    out.extended_reply(id, |b| {
+        for v in [
+            st.block_size() as u64,
+            st.fragment_size() as u64,
+            st.blocks() as u64,
+            st.blocks_free() as u64,
+            st.blocks_available() as u64,
+            st.files() as u64,
+            st.files_free() as u64,
+            st.files_available() as u64,
+            st.filesystem_id() as u64,
+            flag,
+            st.name_max() as u64,
+        ] {
+            b.put_u64(v);
+        }
+    });
+}

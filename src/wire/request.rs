@@ -96,6 +96,58 @@ pub enum Request<'a> {
         targetpath: &'a [u8],
         linkpath: &'a [u8],
     },
+    PosixRename {
+        id: u32,
+        oldpath: &'a [u8],
+        newpath: &'a [u8],
+    },
+    StatVfs {
+        id: u32,
+        path: &'a [u8],
+    },
+    FStatVfs {
+        id: u32,
+        handle: &'a [u8],
+    },
+    Hardlink {
+        id: u32,
+        oldpath: &'a [u8],
+        newpath: &'a [u8],
+    },
+    Fsync {
+        id: u32,
+        handle: &'a [u8],
+    },
+    LSetStat {
+        id: u32,
+        path: &'a [u8],
+        attrs: Attrs,
+    },
+    Limits {
+        id: u32,
+    },
+    ExpandPath {
+        id: u32,
+        path: &'a [u8],
+    },
+    CopyData {
+        id: u32,
+        read_from_handle: &'a [u8],
+        read_from_offset: u64,
+        read_data_length: u64,
+        write_to_handle: &'a [u8],
+        write_to_offset: u64,
+    },
+    HomeDirectory {
+        id: u32,
+        username: &'a [u8],
+    },
+    /// The ids as packed big-endian u32s (length checked to be a multiple of 4).
+    UsersGroupsById {
+        id: u32,
+        uids: &'a [u8],
+        gids: &'a [u8],
+    },
     /// An EXTENDED request whose name this server does not know.
     UnknownExtended {
         id: u32,
@@ -141,6 +193,17 @@ impl Request<'_> {
             | Rename { id, .. }
             | ReadLink { id, .. }
             | Symlink { id, .. }
+            | PosixRename { id, .. }
+            | StatVfs { id, .. }
+            | FStatVfs { id, .. }
+            | Hardlink { id, .. }
+            | Fsync { id, .. }
+            | LSetStat { id, .. }
+            | Limits { id }
+            | ExpandPath { id, .. }
+            | CopyData { id, .. }
+            | HomeDirectory { id, .. }
+            | UsersGroupsById { id, .. }
             | UnknownExtended { id, .. }
             | Unknown { id, .. } => Some(id),
         }
@@ -169,6 +232,17 @@ impl Request<'_> {
             Rename { .. } => Op::Rename,
             ReadLink { .. } => Op::ReadLink,
             Symlink { .. } => Op::Symlink,
+            PosixRename { .. } => Op::PosixRename,
+            StatVfs { .. } => Op::StatVfs,
+            FStatVfs { .. } => Op::FStatVfs,
+            Hardlink { .. } => Op::Hardlink,
+            Fsync { .. } => Op::Fsync,
+            LSetStat { .. } => Op::LSetStat,
+            Limits { .. } => Op::Limits,
+            ExpandPath { .. } => Op::ExpandPath,
+            CopyData { .. } => Op::CopyData,
+            HomeDirectory { .. } => Op::HomeDirectory,
+            UsersGroupsById { .. } => Op::UsersGroupsById,
         })
     }
 }
@@ -289,15 +363,73 @@ fn decode_body<'a>(ptype: u8, id: u32, r: &mut Reader<'a>) -> Result<Request<'a>
 }
 
 /// The bodies of the extensions in the request table, after their name.
-fn decode_extension<'a>(op: Op, id: u32, _r: &mut Reader<'a>) -> Result<Request<'a>, DecodeError> {
-    unreachable_extension(op, id)
+fn decode_extension<'a>(op: Op, id: u32, r: &mut Reader<'a>) -> Result<Request<'a>, DecodeError> {
+    use Request::*;
+    Ok(match op {
+        Op::PosixRename => PosixRename {
+            id,
+            oldpath: r.path()?,
+            newpath: r.path()?,
+        },
+        Op::StatVfs => StatVfs {
+            id,
+            path: r.path()?,
+        },
+        Op::FStatVfs => FStatVfs {
+            id,
+            handle: r.string()?,
+        },
+        Op::Hardlink => Hardlink {
+            id,
+            oldpath: r.path()?,
+            newpath: r.path()?,
+        },
+        Op::Fsync => Fsync {
+            id,
+            handle: r.string()?,
+        },
+        Op::LSetStat => LSetStat {
+            id,
+            path: r.path()?,
+            attrs: Attrs::decode(r)?,
+        },
+        Op::Limits => Limits { id },
+        Op::ExpandPath => ExpandPath {
+            id,
+            path: r.path()?,
+        },
+        Op::CopyData => CopyData {
+            id,
+            read_from_handle: r.string()?,
+            read_from_offset: r.u64()?,
+            read_data_length: r.u64()?,
+            write_to_handle: r.string()?,
+            write_to_offset: r.u64()?,
+        },
+        Op::HomeDirectory => HomeDirectory {
+            id,
+            username: r.path()?,
+        },
+        Op::UsersGroupsById => UsersGroupsById {
+            id,
+            uids: id_list(r)?,
+            gids: id_list(r)?,
+        },
+        // Requests with a packet type of their own never arrive as EXTENDED.
+        _ => UnknownExtended {
+            id,
+            name: op.info().name.as_bytes(),
+        },
+    })
 }
 
-fn unreachable_extension<'a>(op: Op, id: u32) -> Result<Request<'a>, DecodeError> {
-    // Only rows with `Carrier::Extension` reach here; until such a row exists every
-    // name is unknown.
-    let _ = (op, id);
-    Err(DecodeError::Truncated)
+/// A string holding packed u32 ids.
+fn id_list<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+    let ids = r.string()?;
+    if ids.len() % 4 != 0 {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]
