@@ -22,6 +22,8 @@ pub fn testing_openssh() -> bool {
 }
 
 /// A directory under the system temp dir, removed (with its contents) on drop.
+pub mod raw;
+
 pub struct Scratch {
     path: PathBuf,
 }
@@ -102,7 +104,12 @@ pub fn wait_bounded(child: &mut Child, limit: std::time::Duration) -> std::proce
         if start.elapsed() > limit {
             let _ = child.kill();
             let st = child.wait().expect("wait");
-            panic!("process {} did not exit within {:?}: {:?}", child.id(), limit, st);
+            panic!(
+                "process {} did not exit within {:?}: {:?}",
+                child.id(),
+                limit,
+                st
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
