@@ -367,7 +367,8 @@ pub struct NameEntry {
     pub attrs: Attrs,
 }
 
-/// A decoded packet from the server.
+/// A decoded packet from the server. Variants are named after the packet types.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     Version {
@@ -583,6 +584,7 @@ impl Client {
     }
 
     /// Sends bytes exactly as given.
+    #[track_caller]
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.sock.write_all(bytes).expect("write to server");
     }
@@ -593,33 +595,39 @@ impl Client {
     }
 
     /// Frames and sends one packet.
+    #[track_caller]
     pub fn send_packet(&mut self, typ: u8, body: &[u8]) {
         self.send_raw(&frame(typ, body));
     }
 
     /// Sends SSH_FXP_INIT with `version` and no extension data.
+    #[track_caller]
     pub fn send_init(&mut self, version: u32) {
         self.send_packet(SSH_FXP_INIT, &version.to_be_bytes());
     }
 
     /// Sends INIT for version 3 and returns the VERSION reply.
+    #[track_caller]
     pub fn init(&mut self) -> Reply {
         self.send_init(3);
         self.recv().expect("VERSION reply")
     }
 
     /// Sends a request with a fresh id and returns that id.
+    #[track_caller]
     pub fn send(&mut self, req: &Request) -> u32 {
         let id = self.fresh_id();
         self.send_with_id(id, req);
         id
     }
 
+    #[track_caller]
     pub fn send_with_id(&mut self, id: u32, req: &Request) {
         self.send_raw(&req.encode(id));
     }
 
     /// Sends a request and reads its reply, checking the reply carries the request's id.
+    #[track_caller]
     pub fn call(&mut self, req: &Request) -> Reply {
         let id = self.send(req);
         let reply = self
@@ -655,6 +663,7 @@ impl Client {
     }
 
     /// Asserts that the server closes the connection without sending anything more.
+    #[track_caller]
     pub fn expect_eof(&mut self) {
         match self.recv() {
             Err(RecvError::Eof) => {}
@@ -663,6 +672,7 @@ impl Client {
     }
 
     /// Asserts that nothing arrives within `t`.
+    #[track_caller]
     pub fn expect_silence(&mut self, t: Duration) {
         self.set_timeout(t);
         match self.recv() {
