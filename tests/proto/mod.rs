@@ -585,6 +585,27 @@ fn proto_open_trunc_truncates() {
     s.write(&h, 0, b"ab");
     s.ok(Request::Close { handle: &h });
     assert_eq!(fs::read(s.path("f")).unwrap(), b"ab");
+
+    // CREAT with TRUNC makes a missing file; READ with TRUNC empties it too.
+    let h = s.open(
+        b"new",
+        SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
+        Attrs::none(),
+    );
+    s.ok(Request::Close { handle: &h });
+    assert_eq!(fs::metadata(s.path("new")).unwrap().len(), 0);
+    let h = s.open(
+        b"f",
+        SSH_FXF_READ | SSH_FXF_WRITE | SSH_FXF_TRUNC,
+        Attrs::none(),
+    );
+    let r = s.call(Request::Read {
+        handle: &h,
+        offset: 0,
+        len: 10,
+    });
+    assert_status(&r, SSH_FX_EOF);
+    s.ok(Request::Close { handle: &h });
 }
 
 #[test]
