@@ -22,6 +22,8 @@ pub fn testing_openssh() -> bool {
 }
 
 /// A directory under the system temp dir, removed (with its contents) on drop.
+pub mod raw;
+
 pub struct Scratch {
     path: PathBuf,
 }
