@@ -14,6 +14,7 @@ pub mod logging;
 pub mod longname;
 pub mod ops;
 pub mod paths;
+pub mod peer;
 pub mod requests;
 pub mod server;
 pub mod status;

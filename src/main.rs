@@ -50,7 +50,7 @@ fn serve(opts: Options) -> i32 {
     if let Some(mask) = opts.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
-    let client = client_address();
+    let client = sftp_server::peer::client_address(std::io::stdin().as_fd());
     logit!(
         Info,
         "session opened for local user {} from [{}]",
@@ -82,14 +82,6 @@ fn serve(opts: Options) -> i32 {
         client
     );
     code
-}
-
-/// The client's address as OpenSSH reports it: the first word of SSH_CONNECTION.
-fn client_address() -> String {
-    std::env::var("SSH_CONNECTION")
-        .ok()
-        .and_then(|c| c.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "UNKNOWN".to_string())
 }
 
 /// `-d`'s expansions: `%%`, `%d` (home), `%u` (user name), `%U` (uid), leading `~`.
