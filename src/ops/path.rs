@@ -317,17 +317,17 @@ pub fn send_statvfs(out: &mut Out, id: u32, st: &nix::sys::statvfs::Statvfs) {
     }
     out.extended_reply(id, |b| {
         for v in [
-            st.block_size() as u64,
-            st.fragment_size() as u64,
-            st.blocks() as u64,
-            st.blocks_free() as u64,
-            st.blocks_available() as u64,
-            st.files() as u64,
-            st.files_free() as u64,
-            st.files_available() as u64,
-            st.filesystem_id() as u64,
+            st.block_size(),
+            st.fragment_size(),
+            st.blocks(),
+            st.blocks_free(),
+            st.blocks_available(),
+            st.files(),
+            st.files_free(),
+            st.files_available(),
+            st.filesystem_id(),
             flag,
-            st.name_max() as u64,
+            st.name_max(),
         ] {
             b.put_u64(v);
         }
