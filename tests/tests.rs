@@ -5,3 +5,5 @@
 //! OpenSSH's server where the behaviour is meant to be identical.
 
 mod support;
+
+mod batch;

@@ -2,6 +2,10 @@
 //! and starting the server on a Unix socketpair as sshd and `sftp -D` do.
 #![allow(dead_code)]
 
+pub mod clients;
+pub mod content;
+pub mod procs;
+
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -102,7 +106,12 @@ pub fn wait_bounded(child: &mut Child, limit: std::time::Duration) -> std::proce
         if start.elapsed() > limit {
             let _ = child.kill();
             let st = child.wait().expect("wait");
-            panic!("process {} did not exit within {:?}: {:?}", child.id(), limit, st);
+            panic!(
+                "process {} did not exit within {:?}: {:?}",
+                child.id(),
+                limit,
+                st
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
