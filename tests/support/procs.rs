@@ -120,13 +120,13 @@ impl Daemon {
 
     /// Waits (bounded by `limit`) until `ready` returns true, polling; false if the
     /// program exits first or the time runs out.
-    pub fn wait_ready(&mut self, limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    pub fn wait_ready(&mut self, limit: Duration, mut ready: impl FnMut(&Daemon) -> bool) -> bool {
         let start = Instant::now();
         while start.elapsed() < limit {
             if self.exited().is_some() {
                 return false;
             }
-            if ready() {
+            if ready(self) {
                 return true;
             }
             thread::sleep(Duration::from_millis(25));
@@ -158,6 +158,15 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        if thread::panicking() {
+            // The test failed: what the daemon said is likely to tell why.
+            eprintln!(
+                "--- {} log ({})\n{}",
+                self.name,
+                self.log.display(),
+                self.log()
+            );
+        }
     }
 }
 
@@ -177,15 +186,19 @@ pub fn unix_connectable(path: &Path) -> bool {
     UnixStream::connect(path).is_ok()
 }
 
-/// Starts a daemon listening on a free loopback TCP port and waits until it accepts
-/// connections. `start` builds and spawns it for a given port; a port somebody else
-/// took in the meantime makes it exit, and then another port is tried.
-pub fn start_on_free_port(name: &str, mut start: impl FnMut(u16) -> Daemon) -> (Daemon, u16) {
+/// Starts a daemon on a free loopback TCP port and waits until `ready` says it
+/// listens. `start` spawns it for a given port; if somebody else took that port in the
+/// meantime the daemon exits, and another port is tried.
+pub fn start_on_free_port(
+    name: &str,
+    mut start: impl FnMut(u16) -> Daemon,
+    mut ready: impl FnMut(&Daemon, u16) -> bool,
+) -> (Daemon, u16) {
     let mut logs = String::new();
     for _ in 0..5 {
         let port = free_port();
         let mut d = start(port);
-        if d.wait_ready(Duration::from_secs(20), || tcp_connectable(port)) {
+        if d.wait_ready(Duration::from_secs(20), |d| ready(d, port)) {
             return (d, port);
         }
         d.stop();
