@@ -7,4 +7,5 @@
 mod support;
 
 mod batch;
+mod ncat;
 mod sshd;
