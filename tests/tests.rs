@@ -6,4 +6,7 @@
 
 mod support;
 
+mod batch;
+mod ncat;
 mod proto;
+mod sshd;

@@ -2,6 +2,10 @@
 //! and starting the server on a Unix socketpair as sshd and `sftp -D` do.
 #![allow(dead_code)]
 
+pub mod clients;
+pub mod content;
+pub mod procs;
+
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
