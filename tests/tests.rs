@@ -7,3 +7,5 @@
 mod support;
 
 mod proto;
+
+mod manpage;
