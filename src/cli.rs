@@ -8,9 +8,11 @@ use crate::requests::REQUESTS;
 use clap::{Arg, ArgAction, Command};
 
 /// OpenSSH's usage text, printed for `-h` and for any bad option.
-pub const USAGE: &str = "usage: sftp-server [-ehR] [-d start_directory] [-f log_facility] [-l log_level]\n\
-\t[-P denied_requests] [-p allowed_requests] [-u umask]\n\
-       sftp-server -Q protocol_feature\n";
+pub const USAGE: &str = concat!(
+    "usage: sftp-server [-ehR] [-d start_directory] [-f log_facility] [-l log_level]\n",
+    "\t[-P denied_requests] [-p allowed_requests] [-u umask]\n",
+    "       sftp-server -Q protocol_feature\n",
+);
 
 /// What the command line asks for.
 #[derive(Debug)]
