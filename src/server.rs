@@ -201,7 +201,7 @@ impl Session {
         if !routine || crate::logging::enabled(crate::logging::Level::Debug1) {
             logit!(Info, "sent status {}", status.code.text());
         }
-        out.status(id, status.code.0, status.message());
+        out.status(id, status.code.0, &status.message());
     }
 
     /// The extensions VERSION advertises: every extension row the policy permits.

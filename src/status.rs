@@ -2,6 +2,7 @@
 //! message. The errno-to-code table is OpenSSH's, because clients key on the code.
 
 use nix::errno::Errno;
+use std::borrow::Cow;
 
 /// `SSH_FX_*` codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ impl StatusCode {
 pub struct Status {
     pub code: StatusCode,
     pub errno: Option<Errno>,
+    /// A message of the operation's own, where OpenSSH has one ("no such user").
+    pub text: Option<&'static str>,
 }
 
 impl Status {
@@ -53,15 +56,29 @@ impl Status {
     pub const OP_UNSUPPORTED: Status = Status::code(StatusCode::OP_UNSUPPORTED);
 
     pub const fn code(code: StatusCode) -> Status {
-        Status { code, errno: None }
+        Status {
+            code,
+            errno: None,
+            text: None,
+        }
+    }
+
+    /// A status with a message of its own.
+    pub const fn with_text(code: StatusCode, text: &'static str) -> Status {
+        Status {
+            code,
+            errno: None,
+            text: Some(text),
+        }
     }
 
     /// The message sent with the code: OpenSSH's text, except that a FAILURE caused by
     /// the OS carries the OS's own description ("No space left on device").
-    pub fn message(&self) -> &'static str {
-        match self.errno {
-            Some(e) if self.code == StatusCode::FAILURE => e.desc(),
-            _ => self.code.text(),
+    pub fn message(&self) -> Cow<'static, str> {
+        match (self.text, self.errno) {
+            (Some(text), _) => Cow::Borrowed(text),
+            (None, Some(e)) if self.code == StatusCode::FAILURE => Cow::Owned(strerror(e)),
+            _ => Cow::Borrowed(self.code.text()),
         }
     }
 }
@@ -81,7 +98,18 @@ impl From<Errno> for Status {
         Status {
             code,
             errno: Some(e),
+            text: None,
         }
+    }
+}
+
+/// The C library's description of `e` (its strerror), as `ls` or `cp` would print it.
+fn strerror(e: Errno) -> String {
+    let text = std::io::Error::from_raw_os_error(e as i32).to_string();
+    // std appends " (os error N)" to the C library's text.
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 

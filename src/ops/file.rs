@@ -93,7 +93,7 @@ pub fn open(
                 Debug1,
                 "request {}: sent handle handle {}",
                 id,
-                Bytes(&h[..4])
+                u32::from_be_bytes([h[0], h[1], h[2], h[3]])
             );
             out.handle(id, &h);
             Ok(())
@@ -237,7 +237,7 @@ pub fn fsync(s: &mut Session, handle: &[u8]) -> OpResult {
         .get(handle)
         .map(|h| h.path.as_slice())
         .unwrap_or_default();
-    logit!(Info, "fsync \"{}\"", Bytes(path));
+    logit!(Verbose, "fsync \"{}\"", Bytes(path));
     nix::unistd::fsync(fd)?;
     Ok(())
 }

@@ -40,18 +40,23 @@ pub fn expand_path(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpRe
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &b""[..]),
         };
-        let pw = if user.is_empty() {
-            User::from_uid(nix::unistd::getuid())
+        // A bare `~` is the session's start directory (where `-d` put it), as in
+        // OpenSSH; `~user` is that user's home.
+        let mut p = if user.is_empty() {
+            nix::unistd::getcwd()?.as_os_str().as_bytes().to_vec()
         } else {
-            std::str::from_utf8(user)
+            let pw = std::str::from_utf8(user)
                 .ok()
-                .map_or(Ok(None), User::from_name)
+                .map_or(Ok(None), User::from_name);
+            let Ok(Some(pw)) = pw else {
+                logit!(Error, "tilde_expand: No such user {}", Bytes(user));
+                return Err(Status::with_text(
+                    crate::status::StatusCode::NO_SUCH_FILE,
+                    "no such user",
+                ));
+            };
+            pw.dir.as_os_str().as_bytes().to_vec()
         };
-        let Ok(Some(pw)) = pw else {
-            logit!(Error, "tilde_expand: No such user {}", Bytes(user));
-            return Err(Status::NO_SUCH_FILE);
-        };
-        let mut p = pw.dir.as_os_str().as_bytes().to_vec();
         if !tail.is_empty() {
             if !p.ends_with(b"/") {
                 p.push(b'/');
@@ -70,7 +75,7 @@ pub fn expand_path(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpRe
         cwd.extend_from_slice(&expanded);
         cwd
     };
-    logit!(Info, "expand \"{}\"", Bytes(&shown));
+    logit!(Verbose, "expand \"{}\"", Bytes(&shown));
     let resolved = s.paths.canonical(&shown)?;
     send_path(out, id, &resolved);
     Ok(())
@@ -86,7 +91,7 @@ pub fn home_directory(_s: &mut Session, out: &mut Out, id: u32, username: &[u8])
         return Err(Status::FAILURE);
     };
     let home = user.dir.as_os_str().as_bytes();
-    logit!(Info, "home-directory \"{}\"", Bytes(home));
+    logit!(Verbose, "home-directory \"{}\"", Bytes(home));
     send_path(out, id, home);
     Ok(())
 }
@@ -101,7 +106,7 @@ pub fn users_groups_by_id(
     gids: &[u8],
 ) -> OpResult {
     logit!(
-        Info,
+        Verbose,
         "users-groups-by-id: {} users, {} groups",
         uids.len() / 4,
         gids.len() / 4
