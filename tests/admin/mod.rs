@@ -157,13 +157,13 @@ fn run_cli(imp: &Impl, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Outco
 
 /// One command line and what OpenSSH's server does with it.
 struct CliCase {
-    args: &'static [&'static str],
+    args: Vec<&'static str>,
     openssh: Outcome,
 }
 
-fn case(args: &'static [&'static str], status: i32, stdout: &str, stderr: &str) -> CliCase {
+fn case(args: &[&'static str], status: i32, stdout: &str, stderr: &str) -> CliCase {
     CliCase {
-        args,
+        args: args.to_vec(),
         openssh: Outcome::new(status, stdout, stderr),
     }
 }
@@ -175,14 +175,14 @@ fn check_cli_cases(tag: &str, cases: &[CliCase]) {
     let scratch = Scratch::new(tag);
     let mut problems = Vec::new();
     for c in cases {
-        let reference = run_cli(&openssh(), scratch.path(), c.args, &[]);
+        let reference = run_cli(&openssh(), scratch.path(), &c.args, &[]);
         if reference != c.openssh {
             problems.push(format!(
                 "OpenSSH's server changed for {:?}:\n  recorded {:?}\n  now      {:?}",
                 c.args, c.openssh, reference
             ));
         }
-        let got = run_cli(&ours(), scratch.path(), c.args, &[]);
+        let got = run_cli(&ours(), scratch.path(), &c.args, &[]);
         if got != reference {
             problems.push(format!(
                 "sftp-server {}\n  OpenSSH: {:?}\n  ours:    {:?}",
@@ -424,12 +424,12 @@ fn line_diff(a: &[String], b: &[String]) -> String {
             out += &format!("  {}\n", a[i]);
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out += &format!("+ {}\n", b[j]);
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
             out += &format!("- {}\n", a[i]);
             i += 1;
+        } else {
+            out += &format!("+ {}\n", b[j]);
+            j += 1;
         }
     }
     out
@@ -595,25 +595,17 @@ fn admin_log_level_and_facility_values() {
 fn admin_umask_values() {
     // A bad umask is fatal (exit 255), but it is found while the flags are being
     // read, before -e takes effect, so the message goes to syslog, not stderr.
-    let cases: Vec<CliCase> = [
+    let mut cases = Vec::new();
+    for bad in [
         "999", "abc", "077x", "-1", "", "1000", "8", "0x1f", "0o77", "07777",
-    ]
-    .iter()
-    .flat_map(|&v| {
-        let plain: &'static [&'static str] = Box::leak(Box::new(["-u", v]));
-        let logged: &'static [&'static str] = Box::leak(Box::new(["-e", "-u", v]));
-        [case(plain, 255, "", ""), case(logged, 255, "", "")]
-    })
-    .chain(
-        // strtol(3) in base 8: leading blanks and a sign are accepted.
-        ["077", "0", "777", "0777", "22", "+77", " 77"]
-            .iter()
-            .map(|&v| {
-                let args: &'static [&'static str] = Box::leak(Box::new(["-e", "-u", v]));
-                case(args, 0, "", "")
-            }),
-    )
-    .collect();
+    ] {
+        cases.push(case(&["-u", bad], 255, "", ""));
+        cases.push(case(&["-e", "-u", bad], 255, "", ""));
+    }
+    // strtol(3) in base 8: leading blanks and a sign are accepted.
+    for good in ["077", "0", "777", "0777", "22", "+77", " 77"] {
+        cases.push(case(&["-e", "-u", good], 0, "", ""));
+    }
     check_cli_cases("admin-umask", &cases);
 }
 
@@ -791,7 +783,7 @@ fn admin_version_flag_is_ours() {
 // 2. Effects of the flags on a session
 // ---------------------------------------------------------------------------------
 
-/// Runs `args` against both servers in `cwd_of(imp)` and returns, for each, the
+/// Runs `-e args` against both servers in `cwd` and returns, for each, the
 /// REALPATH of "." and the stderr log (with -e).
 fn start_dir_of(scratch: &Path, args: &[&str], cwd: &Path) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
@@ -1568,10 +1560,9 @@ fn admin_log_lines_debug3() {
 }
 
 /// The two "session" lines with SSH_CONNECTION set to `conn`, and the exit status.
-fn session_lines(conn: &str) -> Vec<(Option<i32>, Vec<String>)> {
+fn session_lines(conn: &str) -> [(Option<i32>, Vec<String>); 2] {
     let scratch = Scratch::new("admin-conn");
-    let mut out = Vec::new();
-    for imp in [openssh(), ours()] {
+    [openssh(), ours()].map(|imp| {
         let err = out_file(scratch.path(), &imp, "stderr");
         let s = Session::logged(
             &imp,
@@ -1581,51 +1572,72 @@ fn session_lines(conn: &str) -> Vec<(Option<i32>, Vec<String>)> {
             &err,
         );
         let status = s.finish();
-        out.push((status, mask_log(&read_text(&err), scratch.path())));
+        (status, mask_log(&read_text(&err), scratch.path()))
+    })
+}
+
+/// Runs each SSH_CONNECTION value against both servers; each case gives OpenSSH's
+/// exit status and lines for it. Fails once, listing every difference.
+#[track_caller]
+fn check_ssh_connection(cases: &[(&str, Option<i32>, Vec<String>)]) {
+    let mut problems = Vec::new();
+    for (conn, status, lines) in cases {
+        let [reference, got] = session_lines(conn);
+        if reference != (*status, lines.clone()) {
+            problems.push(format!(
+                "OpenSSH's server changed for SSH_CONNECTION={conn:?}:\n  recorded {:?}\n  now      {reference:?}",
+                (status, lines)
+            ));
+        }
+        if got != reference {
+            problems.push(format!(
+                "SSH_CONNECTION={conn:?} sftp-server -e -l INFO\n  OpenSSH: {reference:?}\n  ours:    {got:?}"
+            ));
+        }
     }
-    out
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
 fn admin_session_line_names_the_client_address() {
     let user = me().name;
-    for (conn, addr) in [
-        ("192.0.2.1 5555 192.0.2.2 22", "192.0.2.1"),
-        ("2001:db8::1 5555 2001:db8::2 22", "2001:db8::1"),
-        // Everything up to the first space, as it is.
-        (" 192.0.2.1 5555 192.0.2.2 22", ""),
-        ("192.0.2.1\t5555 192.0.2.2 22", "192.0.2.1\t5555"),
-    ] {
-        let got = session_lines(conn);
-        let want = vec![
+    let lines = |addr: &str| {
+        vec![
             format!("session opened for local user {user} from [{addr}]"),
             format!("session closed for local user {user} from [{addr}]"),
-        ];
-        assert_eq!(
-            got[0],
-            (Some(0), want),
-            "OpenSSH with SSH_CONNECTION={conn:?}"
-        );
-        assert_eq!(got[1], got[0], "ours with SSH_CONNECTION={conn:?}");
-    }
+        ]
+    };
+    check_ssh_connection(&[
+        ("192.0.2.1 5555 192.0.2.2 22", Some(0), lines("192.0.2.1")),
+        (
+            "2001:db8::1 5555 2001:db8::2 22",
+            Some(0),
+            lines("2001:db8::1"),
+        ),
+        // Everything up to the first space, as it is.
+        (" 192.0.2.1 5555 192.0.2.2 22", Some(0), lines("")),
+        (
+            "192.0.2.1\t5555 192.0.2.2 22",
+            Some(0),
+            lines("192.0.2.1\t5555"),
+        ),
+    ]);
 }
 
 #[test]
 fn admin_malformed_ssh_connection_ends_the_session() {
+    // No space at all: an error, then the session-closed line, exit 255.
     let user = me().name;
-    for conn in ["192.0.2.1", ""] {
-        let got = session_lines(conn);
-        let want = vec![
+    let lines = |conn: &str| {
+        vec![
             format!("Malformed SSH_CONNECTION variable: \"{conn}\""),
             format!("session closed for local user {user} from [{conn}]"),
-        ];
-        assert_eq!(
-            got[0],
-            (Some(255), want),
-            "OpenSSH with SSH_CONNECTION={conn:?}"
-        );
-        assert_eq!(got[1], got[0], "ours with SSH_CONNECTION={conn:?}");
-    }
+        ]
+    };
+    check_ssh_connection(&[
+        ("192.0.2.1", Some(255), lines("192.0.2.1")),
+        ("", Some(255), lines("")),
+    ]);
 }
 
 // ---------------------------------------------------------------------------------
