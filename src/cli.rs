@@ -6,13 +6,8 @@ use crate::config::{Config, OpSet};
 use crate::logging::{Facility, Level};
 use crate::requests::REQUESTS;
 use clap::{Arg, ArgAction, Command};
-
-/// OpenSSH's usage text, printed for `-h` and for any bad option.
-pub const USAGE: &str = concat!(
-    "usage: sftp-server [-ehR] [-d start_directory] [-f log_facility] [-l log_level]\n",
-    "\t[-P denied_requests] [-p allowed_requests] [-u umask]\n",
-    "       sftp-server -Q protocol_feature\n",
-);
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -21,8 +16,34 @@ pub enum Action {
     Serve(Options),
     /// Print this to stdout and exit 0 (`-Q requests`, `--version`).
     Print(String),
-    /// Print this to stderr and exit with this status (usage and bad values).
-    Fail(String, i32),
+    /// Print this (the usage text, or OpenSSH's "Invalid query type") to stderr and
+    /// exit 1.
+    Usage(String),
+    /// A bad value: the messages go to syslog, as OpenSSH sends them (its logging
+    /// is not set up yet), `stderr` (if any) to stderr; then exit with `status`.
+    Fatal {
+        status: i32,
+        errors: Vec<(Level, String)>,
+        stderr: Option<String>,
+    },
+}
+
+fn fatal(status: i32, level: Level, message: String) -> Action {
+    Action::Fatal {
+        status,
+        errors: vec![(level, message)],
+        stderr: None,
+    }
+}
+
+/// A bad `-l` or `-f` value: OpenSSH logs the error and then fails to set up logging,
+/// saying so on stderr with an internal code; ours says which value was wrong.
+fn bad_log_setting(message: String) -> Action {
+    Action::Fatal {
+        status: 1,
+        stderr: Some(format!("{message}\n")),
+        errors: vec![(Level::Error, message)],
+    }
 }
 
 /// Settings for a session.
@@ -35,10 +56,24 @@ pub struct Options {
     /// `-d`, before `%` and `~` expansion.
     pub start_dir: Option<String>,
     pub umask: Option<u32>,
+    /// Problems OpenSSH sends to syslog and then carries on.
+    pub warnings: Vec<String>,
 }
 
+/// Short options as getopt(3) sees them: a `:` follows those that take a value.
+const OPTSTRING: &[u8] = b"cd:ef:hl:P:p:Q:Ru:";
+/// Long options (ours only) that take a value.
+const LONG_WITH_VALUE: &[&str] = &[];
+
 fn command() -> Command {
-    let value = |id: &'static str, short: char| Arg::new(id).short(short).num_args(1);
+    // As getopt: a value may start with '-', and a repeated option's last value wins.
+    let value = |id: &'static str, short: char| {
+        Arg::new(id)
+            .short(short)
+            .num_args(1)
+            .allow_hyphen_values(true)
+            .action(ArgAction::Append)
+    };
     let flag = |id: &'static str, short: char| Arg::new(id).short(short).action(ArgAction::SetTrue);
     Command::new("sftp-server")
         .disable_help_flag(true)
@@ -53,14 +88,8 @@ fn command() -> Command {
         .arg(value("query", 'Q'))
         .arg(flag("read_only", 'R'))
         .arg(value("umask", 'u'))
-        // Run as a login shell with `-c command`: ignore everything after -c.
-        .arg(
-            Arg::new("shell_command")
-                .short('c')
-                .num_args(0..)
-                .allow_hyphen_values(true)
-                .hide(true),
-        )
+        // Run as a login shell with `-c command`: the rest is ignored.
+        .arg(flag("shell_command", 'c').hide(true))
         .arg(
             Arg::new("version")
                 .long("version")
@@ -68,65 +97,178 @@ fn command() -> Command {
         )
 }
 
-/// Parses `args` (without the program name).
-pub fn parse<I, S>(args: I) -> Action
+/// The arguments getopt(3) would read as options, the way OpenSSH reads them: up to
+/// the first operand or `--`, and nothing after `-c` or after `-Q`'s value (OpenSSH
+/// acts on those at once).
+fn options_only(args: &[OsString]) -> Vec<OsString> {
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_bytes();
+        if arg == b"--" || arg.len() < 2 || arg[0] != b'-' {
+            break;
+        }
+        if let Some(long) = arg.strip_prefix(b"--") {
+            kept.push(args[i].clone());
+            let takes_value = LONG_WITH_VALUE.iter().any(|l| l.as_bytes() == long);
+            if takes_value && i + 1 < args.len() {
+                kept.push(args[i + 1].clone());
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        // A cluster of letters, such as `-eR` or `-lINFO`.
+        for (j, &c) in arg.iter().enumerate().skip(1) {
+            let pos = OPTSTRING.iter().position(|&o| o == c);
+            let takes_value = pos.is_some_and(|p| OPTSTRING.get(p + 1) == Some(&b':'));
+            if c == b'c' {
+                kept.push(OsString::from_vec(arg[..=j].to_vec()));
+                return kept;
+            }
+            if takes_value {
+                kept.push(args[i].clone());
+                let attached = j + 1 < arg.len();
+                if !attached && i + 1 < args.len() {
+                    i += 1;
+                    kept.push(args[i].clone());
+                }
+                if c == b'Q' {
+                    return kept;
+                }
+                break;
+            }
+            if j + 1 == arg.len() {
+                kept.push(args[i].clone());
+            }
+        }
+        i += 1;
+    }
+    kept
+}
+
+/// OpenSSH's usage text, naming the program as it was invoked.
+pub fn usage(program: &str) -> String {
+    format!(
+        "usage: {program} [-ehR] [-d start_directory] [-f log_facility] [-l log_level]\n\
+         \t[-P denied_requests] [-p allowed_requests] [-u umask]\n       {program} -Q protocol_feature\n"
+    )
+}
+
+/// The program's name as invoked (the last component of argv[0]).
+fn program_name(argv0: Option<&OsString>) -> String {
+    argv0
+        .map(|a| {
+            let bytes = a.as_bytes();
+            let base = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+            String::from_utf8_lossy(base).into_owned()
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "sftp-server".to_string())
+}
+
+/// The octal umask as OpenSSH reads it (strtol in base 8): optional leading white
+/// space and sign, octal digits to the end, 0 to 0777.
+fn parse_umask(s: &str) -> Option<u32> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    let v = u64::from_str_radix(digits, 8).ok()?;
+    if (negative && v != 0) || v > 0o777 {
+        return None;
+    }
+    Some(v as u32)
+}
+
+/// Parses the whole command line, program name first.
+pub fn parse<I, S>(argv: I) -> Action
 where
     I: IntoIterator<Item = S>,
-    S: Into<std::ffi::OsString> + Clone,
+    S: Into<OsString>,
 {
-    let argv = std::iter::once(std::ffi::OsString::from("sftp-server"))
-        .chain(args.into_iter().map(Into::into));
-    let m = match command().try_get_matches_from(argv) {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    let program = program_name(argv.first());
+    let usage = usage(&program);
+    let options = options_only(argv.get(1..).unwrap_or_default());
+    let m = match command()
+        .try_get_matches_from(std::iter::once(OsString::from(&program)).chain(options))
+    {
         Ok(m) => m,
-        Err(_) => return Action::Fail(USAGE.to_string(), 1),
+        Err(_) => return Action::Usage(usage),
     };
+    let last = |id: &str| {
+        m.get_many::<String>(id)
+            .and_then(|mut v| v.next_back())
+            .cloned()
+    };
+    let count = |id: &str| m.get_many::<String>(id).map_or(0, |v| v.len());
     if m.get_flag("help") {
-        return Action::Fail(USAGE.to_string(), 1);
+        return Action::Usage(usage);
     }
     if m.get_flag("version") {
         return Action::Print(format!("sftp-server {}\n", env!("CARGO_PKG_VERSION")));
     }
-    if let Some(q) = m.get_one::<String>("query") {
+    if let Some(q) = last("query") {
         if !q.eq_ignore_ascii_case("requests") {
-            return Action::Fail("Invalid query type\n".to_string(), 1);
+            return Action::Usage("Invalid query type\n".to_string());
         }
         let names: String = REQUESTS.iter().map(|r| format!("{}\n", r.name)).collect();
         return Action::Print(names);
     }
+    if count("allowed") > 1 {
+        return fatal(255, Level::Fatal, "Permitted requests already set".into());
+    }
+    if count("denied") > 1 {
+        return fatal(255, Level::Fatal, "Refused requests already set".into());
+    }
+    let umask = match last("umask") {
+        None => None,
+        Some(u) => match parse_umask(&u) {
+            Some(v) => Some(v),
+            None => return fatal(255, Level::Fatal, format!("Invalid umask \"{u}\"")),
+        },
+    };
+    let log_stderr = m.get_flag("stderr");
+    let log_level = match last("level") {
+        None => Level::Error,
+        Some(l) => match Level::parse(&l) {
+            Some(l) => l,
+            None => return bad_log_setting(format!("Invalid log level \"{l}\"")),
+        },
+    };
+    let mut warnings = Vec::new();
+    let facility = match last("facility") {
+        None => Facility::Auth,
+        Some(f) => match Facility::parse(&f) {
+            Some(f) => f,
+            // The facility only matters for syslog: with -e OpenSSH logs and goes on.
+            None if log_stderr => {
+                warnings.push(format!("Invalid log facility \"{f}\""));
+                Facility::Auth
+            }
+            None => return bad_log_setting(format!("Invalid log facility \"{f}\"")),
+        },
+    };
     let config = Config {
         read_only: m.get_flag("read_only"),
-        denied: m.get_one::<String>("denied").map(|l| OpSet::from_list(l)),
-        allowed: m.get_one::<String>("allowed").map(|l| OpSet::from_list(l)),
+        denied: last("denied").map(|l| OpSet::from_list(&l)),
+        allowed: last("allowed").map(|l| OpSet::from_list(&l)),
         ..Config::default()
-    };
-    let log_level = match m.get_one::<String>("level") {
-        None => Level::Error,
-        Some(l) => match Level::parse(l) {
-            Some(l) => l,
-            None => return Action::Fail(format!("Invalid log level \"{l}\"\n"), 1),
-        },
-    };
-    let facility = match m.get_one::<String>("facility") {
-        None => Facility::Auth,
-        Some(f) => match Facility::parse(f) {
-            Some(f) => f,
-            None => return Action::Fail(format!("Invalid log facility \"{f}\"\n"), 1),
-        },
-    };
-    let umask = match m.get_one::<String>("umask") {
-        None => None,
-        Some(u) => match u32::from_str_radix(u, 8) {
-            Ok(v) if v <= 0o777 => Some(v),
-            _ => return Action::Fail(format!("Invalid umask \"{u}\"\n"), 255),
-        },
     };
     Action::Serve(Options {
         config,
         log_level,
-        log_stderr: m.get_flag("stderr"),
+        log_stderr,
         facility,
-        start_dir: m.get_one::<String>("start_directory").cloned(),
+        start_dir: last("start_directory"),
         umask,
+        warnings,
     })
 }
 
@@ -134,18 +276,66 @@ where
 mod tests {
     use super::*;
 
+    fn run(args: &[&str]) -> Action {
+        parse(std::iter::once("sftp-server").chain(args.iter().copied()))
+    }
+
     #[test]
     fn flags() {
-        let Action::Serve(o) = parse(["-e", "-l", "INFO", "-R", "-u", "022"]) else {
+        let Action::Serve(o) = run(&["-e", "-l", "INFO", "-R", "-u", "022"]) else {
             panic!()
         };
         assert!(o.log_stderr && o.config.read_only);
         assert_eq!(o.log_level, Level::Info);
         assert_eq!(o.umask, Some(0o22));
-        assert!(matches!(parse(["-h"]), Action::Fail(_, 1)));
-        assert!(matches!(parse(["-x"]), Action::Fail(_, 1)));
-        assert!(matches!(parse(["-u", "999"]), Action::Fail(_, 255)));
-        assert!(matches!(parse(["-Q", "requests"]), Action::Print(_)));
-        assert!(matches!(parse(["-c", "-x", "whatever"]), Action::Serve(_)));
+        assert!(matches!(run(&["-h"]), Action::Usage(_)));
+        assert!(matches!(run(&["-x"]), Action::Usage(_)));
+        assert!(matches!(
+            run(&["-u", "999"]),
+            Action::Fatal { status: 255, .. }
+        ));
+        assert!(matches!(
+            run(&["-u", "-1"]),
+            Action::Fatal { status: 255, .. }
+        ));
+        assert!(matches!(
+            run(&["-p", "a", "-p", "b"]),
+            Action::Fatal { status: 255, .. }
+        ));
+        assert!(matches!(run(&["-Q", "requests"]), Action::Print(_)));
+        assert!(matches!(run(&["-Q", "requests", "-z"]), Action::Print(_)));
+        assert!(matches!(run(&["-c", "-x", "whatever"]), Action::Serve(_)));
+        assert!(matches!(
+            run(&["-e", "operand", "-l", "bogus"]),
+            Action::Serve(_)
+        ));
+        assert!(matches!(
+            run(&["-e", "--", "-l", "bogus"]),
+            Action::Serve(_)
+        ));
+        assert!(matches!(
+            run(&["-lINFO", "-ce", "-l", "bogus"]),
+            Action::Serve(_)
+        ));
+    }
+
+    #[test]
+    fn umask_as_strtol() {
+        assert_eq!(parse_umask(" 77"), Some(0o77));
+        assert_eq!(parse_umask("+022"), Some(0o22));
+        assert_eq!(parse_umask("-0"), Some(0));
+        assert_eq!(parse_umask("8"), None);
+        assert_eq!(parse_umask("077x"), None);
+        assert_eq!(parse_umask(""), None);
+        assert_eq!(parse_umask("1000"), None);
+    }
+
+    #[test]
+    fn usage_names_the_program() {
+        let Action::Usage(text) = parse(["/usr/bin/my-sftpd", "-h"]) else {
+            panic!()
+        };
+        assert!(text.starts_with("usage: my-sftpd [-ehR]"));
+        assert!(text.ends_with("\n       my-sftpd -Q protocol_feature\n"));
     }
 }

@@ -111,6 +111,11 @@ impl HandleTable {
         (slot.generation == generation && slot.handle.is_some()).then_some(index as usize)
     }
 
+    /// The slot number of a live handle, as log lines show handles.
+    pub fn number(&self, wire: &[u8]) -> Option<u32> {
+        self.slot_of(wire).map(|i| i as u32)
+    }
+
     pub fn get(&self, wire: &[u8]) -> Option<&Handle> {
         let i = self.slot_of(wire)?;
         self.slots[i].handle.as_ref()

@@ -18,4 +18,5 @@ pub mod peer;
 pub mod requests;
 pub mod server;
 pub mod status;
+pub mod trace;
 pub mod wire;

@@ -127,6 +127,12 @@ pub fn init(level: Level, dest: Destination) {
     }
 }
 
+/// Sends a line to syslog before [`init`], as OpenSSH does with the errors it finds
+/// in its flags: ident `sftp-server`, facility AUTH, whatever `-f` and `-e` say.
+pub fn early(level: Level, message: &str) {
+    syslog::send_early(level.target(), message);
+}
+
 /// Writes one line at `level` (use [`logit!`](crate::logit), which checks the level first).
 pub fn emit(level: Level, args: fmt::Arguments<'_>) {
     log::logger().log(
@@ -177,19 +183,30 @@ mod syslog {
         }
 
         fn log(&self, record: &log::Record<'_>) {
-            let (severity, prefix) = match record.target() {
-                "fatal" => (Severity::LOG_CRIT, "fatal: "),
-                "error" => (Severity::LOG_ERR, "error: "),
-                "info" | "verbose" => (Severity::LOG_INFO, ""),
-                "debug1" => (Severity::LOG_DEBUG, "debug1: "),
-                "debug2" => (Severity::LOG_DEBUG, "debug2: "),
-                _ => (Severity::LOG_DEBUG, "debug3: "),
-            };
-            let line = format!("{prefix}{}", record.args());
-            let _ = sys::syslog(severity, line.as_str());
+            let (severity, text) = line(record.target(), record.args());
+            let _ = sys::syslog(severity, text.as_str());
         }
 
         fn flush(&self) {}
+    }
+
+    fn line(target: &str, message: &dyn std::fmt::Display) -> (Severity, String) {
+        let (severity, prefix) = match target {
+            "fatal" => (Severity::LOG_CRIT, "fatal: "),
+            "error" => (Severity::LOG_ERR, "error: "),
+            "info" | "verbose" => (Severity::LOG_INFO, ""),
+            "debug1" => (Severity::LOG_DEBUG, "debug1: "),
+            "debug2" => (Severity::LOG_DEBUG, "debug2: "),
+            _ => (Severity::LOG_DEBUG, "debug3: "),
+        };
+        (severity, format!("{prefix}{message}"))
+    }
+
+    pub fn send_early(target: &str, message: &str) {
+        if sys::openlog(Some(c"sftp-server"), LogFlags::LOG_PID, F::LOG_AUTH).is_ok() {
+            let (severity, text) = line(target, &message);
+            let _ = sys::syslog(severity, text.as_str());
+        }
     }
 
     pub fn install(facility: Facility) -> bool {

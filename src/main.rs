@@ -1,30 +1,72 @@
-//! The `sftp-server` binary: flags to settings, process set-up (umask, start
-//! directory, logging, signals), then the session on stdin and stdout.
+//! The `sftp-server` binary: flags to settings, process set-up (umask, logging,
+//! signals, start directory), then the session on stdin and stdout.
 
 use sftp_server::cli::{self, Action, Options};
 use sftp_server::event_loop::{self, Peer};
-use sftp_server::logging::{self, Destination};
+use sftp_server::logging::{self, Destination, Level};
 use sftp_server::server::Session;
-use sftp_server::{logit, longname};
+use sftp_server::{logit, longname, peer};
 use std::io::Write;
 use std::os::fd::AsFd;
 
 fn main() {
-    let code = match cli::parse(std::env::args_os().skip(1)) {
+    let code = match cli::parse(std::env::args_os()) {
         Action::Print(text) => {
             let _ = std::io::stdout().write_all(text.as_bytes());
             0
         }
-        Action::Fail(text, code) => {
+        Action::Usage(text) => {
             let _ = std::io::stderr().write_all(text.as_bytes());
-            code
+            1
+        }
+        Action::Fatal {
+            status,
+            errors,
+            stderr,
+        } => {
+            if let Some(text) = stderr {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            }
+            fail(status, &errors)
         }
         Action::Serve(opts) => serve(opts),
     };
     std::process::exit(code);
 }
 
+/// An error in the flags: to syslog, as OpenSSH sends it (its logging is not set up
+/// yet, whatever -e and -f say).
+fn fail(status: i32, errors: &[(Level, String)]) -> i32 {
+    for (level, message) in errors {
+        logging::early(*level, message);
+    }
+    status
+}
+
 fn serve(opts: Options) -> i32 {
+    for w in &opts.warnings {
+        logging::early(Level::Error, w);
+    }
+    let user = match nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        Ok(Some(u)) => u,
+        _ => {
+            let uid = nix::unistd::getuid();
+            return fail(
+                255,
+                &[(Level::Fatal, format!("No user found for uid {uid}"))],
+            );
+        }
+    };
+    // OpenSSH expands -d while reading its flags, so its errors are flag errors.
+    let start_dir = match opts
+        .start_dir
+        .as_deref()
+        .map(|d| expand_start_dir(d, &user))
+    {
+        None => None,
+        Some(Ok(dir)) => Some(dir),
+        Some(Err(errors)) => return fail(255, &errors),
+    };
     let dest = if opts.log_stderr {
         Destination::Stderr
     } else {
@@ -40,25 +82,32 @@ fn serve(opts: Options) -> i32 {
         );
     }
     longname::init_time_zone();
-    let user = match nix::unistd::User::from_uid(nix::unistd::getuid()) {
-        Ok(Some(u)) => u,
-        _ => {
-            logit!(Fatal, "No user found for uid {}", nix::unistd::getuid());
-            return 255;
-        }
-    };
     if let Some(mask) = opts.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
-    let client = sftp_server::peer::client_address(std::io::stdin().as_fd());
+    let closed = |client: &str| {
+        logit!(
+            Info,
+            "session closed for local user {} from [{}]",
+            user.name,
+            client
+        );
+    };
+    let client = match peer::client_address(std::io::stdin().as_fd()) {
+        Ok(c) => c,
+        Err(raw) => {
+            logit!(Error, "Malformed SSH_CONNECTION variable: \"{}\"", raw);
+            closed(&raw);
+            return 255;
+        }
+    };
     logit!(
         Info,
         "session opened for local user {} from [{}]",
         user.name,
         client
     );
-    if let Some(dir) = &opts.start_dir {
-        let dir = expand_start_dir(dir, &user);
+    if let Some(dir) = &start_dir {
         if let Err(e) = nix::unistd::chdir(dir.as_str()) {
             logit!(Error, "chdir to \"{}\" failed: {}", dir, e.desc());
         }
@@ -75,20 +124,40 @@ fn serve(opts: Options) -> i32 {
         &peer,
     );
     session.close_all();
-    logit!(
-        Info,
-        "session closed for local user {} from [{}]",
-        user.name,
-        client
-    );
+    closed(&client);
     code
 }
 
-/// `-d`'s expansions: `%%`, `%d` (home), `%u` (user name), `%U` (uid), leading `~`.
-fn expand_start_dir(dir: &str, user: &nix::unistd::User) -> String {
-    let home = user.dir.to_string_lossy();
+/// `-d`'s expansions as OpenSSH applies them: a leading `~` or `~user` first, then
+/// `%%`, `%d` (home), `%u` (user name) and `%U` (uid). An unknown user or `%` key is
+/// fatal, as in OpenSSH: the messages to report come back as the error.
+fn expand_start_dir(dir: &str, user: &nix::unistd::User) -> Result<String, Vec<(Level, String)>> {
+    let home = user.dir.to_string_lossy().into_owned();
+    let tilded = match dir.strip_prefix('~') {
+        None => dir.to_string(),
+        Some(rest) => {
+            let (name, tail) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            let base = if name.is_empty() {
+                home.clone()
+            } else {
+                match nix::unistd::User::from_name(name) {
+                    Ok(Some(u)) => u.dir.to_string_lossy().into_owned(),
+                    _ => {
+                        return Err(vec![(
+                            Level::Error,
+                            format!("tilde_expand: No such user {name}"),
+                        )]);
+                    }
+                }
+            };
+            format!("{base}{tail}")
+        }
+    };
     let mut out = String::new();
-    let mut chars = dir.chars();
+    let mut chars = tilded.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
@@ -100,17 +169,24 @@ fn expand_start_dir(dir: &str, user: &nix::unistd::User) -> String {
             Some('u') => out.push_str(&user.name),
             Some('U') => out.push_str(&user.uid.to_string()),
             Some(other) => {
-                out.push('%');
-                out.push(other);
+                return Err(vec![
+                    (
+                        Level::Error,
+                        format!("vdollar_percent_expand: unknown key %{other}"),
+                    ),
+                    (Level::Fatal, "percent_expand: failed".into()),
+                ]);
             }
-            None => out.push('%'),
+            None => {
+                return Err(vec![
+                    (
+                        Level::Error,
+                        "vdollar_percent_expand: invalid format".into(),
+                    ),
+                    (Level::Fatal, "percent_expand: failed".into()),
+                ]);
+            }
         }
     }
-    if out == "~" {
-        home.into_owned()
-    } else if let Some(rest) = out.strip_prefix("~/") {
-        format!("{home}/{rest}")
-    } else {
-        out
-    }
+    Ok(out)
 }

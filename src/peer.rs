@@ -8,14 +8,21 @@ use nix::sys::socket::{
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// The client's address, as the session log lines show it.
-pub fn client_address(stdin: BorrowedFd<'_>) -> String {
-    if let Some(addr) = std::env::var("SSH_CONNECTION")
-        .ok()
-        .and_then(|c| c.split_whitespace().next().map(str::to_string))
-    {
-        return addr;
+/// The client's address, as the session log lines show it. A SSH_CONNECTION without
+/// a space is malformed: OpenSSH ends the session on it, so the raw value comes back
+/// as the error.
+pub fn client_address(stdin: BorrowedFd<'_>) -> Result<String, String> {
+    if let Ok(conn) = std::env::var("SSH_CONNECTION") {
+        // OpenSSH cuts at the first space (not at other white space).
+        return match conn.split_once(' ') {
+            Some((addr, _)) => Ok(addr.to_string()),
+            None => Err(conn),
+        };
     }
+    Ok(from_socket(stdin))
+}
+
+fn from_socket(stdin: BorrowedFd<'_>) -> String {
     let peer = getpeername::<SockaddrStorage>(stdin.as_raw_fd()).ok();
     if let Some(ip) = peer.as_ref().and_then(ip_of) {
         return ip.to_string();

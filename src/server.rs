@@ -5,13 +5,14 @@
 use crate::config::{Config, Refusal};
 use crate::handles::HandleTable;
 use crate::logging::Bytes;
-use crate::logit;
 use crate::longname::Names;
 use crate::ops;
 use crate::paths::Paths;
+use crate::requests::Op;
 use crate::requests::{Carrier, REQUESTS};
 use crate::status::{Status, StatusCode};
 use crate::wire::{self, Out, Request};
+use crate::{logit, trace};
 
 /// What the event loop does after a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub struct Session {
     pub handles: HandleTable,
     pub paths: Paths,
     pub names: Names,
+    /// The largest READ served so far; OpenSSH logs when its read buffer grows, and
+    /// its DEBUG3 output is reproduced from this.
+    pub largest_read: u32,
     initialized: bool,
 }
 
@@ -38,6 +42,7 @@ impl Session {
             handles,
             paths: Paths::new(),
             names: Names::default(),
+            largest_read: 0,
             initialized: false,
         }
     }
@@ -81,26 +86,24 @@ impl Session {
             ref r => r.id().unwrap_or(0),
         };
         if let Some(op) = request.op()
-            && let Some(why) = self.config.refusal(op)
+            && !self.permitted(op)
         {
-            let name = op.info().name;
-            match why {
-                Refusal::ReadOnly => {
-                    logit!(Verbose, "Refusing {} request in read-only mode", name)
-                }
-                Refusal::Denied => logit!(Verbose, "Refusing denylisted {} request", name),
-                Refusal::NotAllowed => {
-                    logit!(Verbose, "Refusing non-allowlisted {} request", name)
-                }
-            }
             self.send_status(out, id, Status::PERMISSION_DENIED);
             return Flow::Continue;
+        }
+        let debugging = crate::logging::enabled(crate::logging::Level::Debug1);
+        if debugging {
+            trace::request(&self.handles, &request);
         }
         let mark = out.mark();
         match self.dispatch(request, out) {
             // An operation that wrote no reply answers with a plain OK.
             Ok(()) if out.mark() == mark => self.send_status(out, id, Status::OK),
-            Ok(()) => {}
+            Ok(()) => {
+                if debugging {
+                    trace::reply(id, &out.as_bytes()[mark..]);
+                }
+            }
             Err(status) => {
                 out.rollback(mark);
                 self.send_status(out, id, status);
@@ -204,15 +207,51 @@ impl Session {
         out.status(id, status.code.0, &status.message());
     }
 
+    /// Whether `op` may be served, logging the decision as OpenSSH does.
+    fn permitted(&self, op: Op) -> bool {
+        let name = op.info().name;
+        match self.config.refusal(op) {
+            None => {
+                if self.config.allowed.is_some() {
+                    logit!(Debug2, "Permitting allowlisted {} request", name);
+                }
+                true
+            }
+            Some(Refusal::ReadOnly) => {
+                logit!(Verbose, "Refusing {} request in read-only mode", name);
+                false
+            }
+            Some(Refusal::Denied) => {
+                logit!(Verbose, "Refusing denylisted {} request", name);
+                false
+            }
+            Some(Refusal::NotAllowed) => {
+                logit!(Verbose, "Refusing non-allowlisted {} request", name);
+                false
+            }
+        }
+    }
+
     /// The extensions VERSION advertises: every extension row the policy permits.
     fn advertised(&self) -> Vec<(&'static str, &'static str)> {
         REQUESTS
             .iter()
-            .filter(|r| self.config.permits(r.op))
             .filter_map(|r| match r.carrier {
-                Carrier::Extension { name, version } => Some((name, version)),
+                Carrier::Extension { name, version } => Some((r.op, name, version)),
                 Carrier::Packet(_) => None,
             })
+            .filter(|&(op, name, _)| {
+                let ok = self.permitted(op);
+                if !ok {
+                    logit!(
+                        Debug2,
+                        "compose_extension: refusing to advertise disallowed extension {}",
+                        name
+                    );
+                }
+                ok
+            })
+            .map(|(_, name, version)| (name, version))
             .collect()
     }
 

@@ -89,12 +89,6 @@ pub fn open(
     let append = flags.contains(OFlag::O_APPEND);
     match s.handles.insert(Handle::file(fd, append, filename)) {
         Ok(h) => {
-            logit!(
-                Debug1,
-                "request {}: sent handle handle {}",
-                id,
-                u32::from_be_bytes([h[0], h[1], h[2], h[3]])
-            );
             out.handle(id, &h);
             Ok(())
         }
@@ -119,6 +113,8 @@ pub fn log_close(h: &Handle, how: &str) {
 
 pub fn close(s: &mut Session, handle: &[u8]) -> OpResult {
     let Some(h) = s.handles.remove(handle) else {
+        // OpenSSH logs an unknown handle as a directory without a name.
+        logit!(Info, "closedir \"(null)\"");
         return Err(Status::NO_SUCH_FILE);
     };
     log_close(&h, "");
@@ -152,9 +148,22 @@ pub fn read(
     off: u64,
     len: u32,
 ) -> OpResult {
+    if len > MAX_READ {
+        logit!(Debug2, "read change len {} to {}", len, MAX_READ);
+    }
+    let len = len.min(MAX_READ);
+    if len > s.largest_read {
+        logit!(
+            Debug3,
+            "process_read: allocate {} => {}",
+            s.largest_read,
+            len
+        );
+        s.largest_read = len;
+    }
     let fd = file_fd(s, handle)?;
     let off = offset(off)?;
-    let len = len.min(MAX_READ) as usize;
+    let len = len as usize;
     let n = out.data(id, len, |buf| {
         // SAFETY: pread writes at most `buf.len()` bytes into `buf`, which is valid
         // writable memory; it never reads from it.
@@ -231,13 +240,12 @@ pub fn fsetstat(s: &mut Session, handle: &[u8], attrs: &Attrs) -> OpResult {
 }
 
 pub fn fsync(s: &mut Session, handle: &[u8]) -> OpResult {
-    let fd = file_fd(s, handle).map_err(|_| Status::NO_SUCH_FILE)?;
     let path = s
         .handles
         .get(handle)
-        .map(|h| h.path.as_slice())
-        .unwrap_or_default();
+        .map_or(&b"(null)"[..], |h| &h.path[..]);
     logit!(Verbose, "fsync \"{}\"", Bytes(path));
+    let fd = file_fd(s, handle).map_err(|_| Status::NO_SUCH_FILE)?;
     nix::unistd::fsync(fd)?;
     Ok(())
 }

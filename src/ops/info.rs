@@ -99,38 +99,48 @@ pub fn home_directory(_s: &mut Session, out: &mut Out, id: u32, username: &[u8])
 /// users-groups-by-id@openssh.com: the names of the given ids, an empty string for
 /// an id without a name.
 pub fn users_groups_by_id(
-    s: &mut Session,
+    _s: &mut Session,
     out: &mut Out,
     id: u32,
     uids: &[u8],
     gids: &[u8],
 ) -> OpResult {
-    logit!(
-        Verbose,
-        "users-groups-by-id: {} users, {} groups",
-        uids.len() / 4,
-        gids.len() / 4
-    );
-    let ids = |list: &[u8]| -> Vec<u32> {
-        list.chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
     let users: Vec<Vec<u8>> = ids(uids)
-        .into_iter()
-        .map(|u| match User::from_uid(Uid::from_raw(u)) {
-            Ok(Some(pw)) => pw.name.into_bytes(),
-            _ => Vec::new(),
+        .map(|u| {
+            let name = match User::from_uid(Uid::from_raw(u)) {
+                Ok(Some(pw)) => pw.name.into_bytes(),
+                _ => Vec::new(),
+            };
+            logit!(
+                Debug3,
+                "process_extended_get_users_groups_by_id: uid {} => \"{}\"",
+                u,
+                Bytes(&name)
+            );
+            name
         })
         .collect();
     let groups: Vec<Vec<u8>> = ids(gids)
-        .into_iter()
-        .map(|g| match Group::from_gid(Gid::from_raw(g)) {
-            Ok(Some(gr)) => gr.name.into_bytes(),
-            _ => Vec::new(),
+        .map(|g| {
+            let name = match Group::from_gid(Gid::from_raw(g)) {
+                Ok(Some(gr)) => gr.name.into_bytes(),
+                _ => Vec::new(),
+            };
+            logit!(
+                Debug3,
+                "process_extended_get_users_groups_by_id: gid {} => \"{}\"",
+                g,
+                Bytes(&name)
+            );
+            name
         })
         .collect();
-    let _ = s;
+    logit!(
+        Verbose,
+        "users-groups-by-id: {} users, {} groups",
+        users.len(),
+        groups.len()
+    );
     out.extended_reply(id, |b| {
         for list in [&users, &groups] {
             let len: usize = list.iter().map(|n| 4 + n.len()).sum();
@@ -142,4 +152,10 @@ pub fn users_groups_by_id(
         }
     });
     Ok(())
+}
+
+/// The ids packed in a users-groups-by-id list (its length is a multiple of 4).
+fn ids(list: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    list.chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
