@@ -7,6 +7,7 @@
 mod support;
 
 mod batch;
+mod faults;
 mod manpage;
 mod ncat;
 mod proto;
