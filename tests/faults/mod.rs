@@ -505,6 +505,68 @@ fn fault_tmpfs_full_pipelined_writes() {
     s.finish();
 }
 
+#[test]
+fn fault_tmpfs_out_of_inodes() {
+    let dir = Scratch::new("fault-inodes");
+    let mnt = Mount::tmpfs(&dir.path().join("mnt"), "size=1m,nr_inodes=8");
+    let mut s = Sftp::start(dir.path());
+    // Create files until the inodes run out (the root directory takes one).
+    let mut created = Vec::new();
+    loop {
+        let path = format!("mnt/f{}", created.len()).into_bytes();
+        match s.call(Request::Open {
+            path: &path,
+            pflags: SSH_FXF_WRITE | SSH_FXF_CREAT,
+            attrs: Attrs::none(),
+        }) {
+            Reply::Handle { handle, .. } => {
+                s.write(&handle, 0, &path);
+                s.ok(Request::Close { handle: &handle });
+                created.push(path);
+            }
+            r => {
+                assert_os_failure(&r, "No space left on device");
+                break;
+            }
+        }
+        assert!(created.len() < 8, "more files than inodes");
+    }
+    assert!(!created.is_empty(), "no file created");
+    s.os_failure(
+        Request::Mkdir {
+            path: b"mnt/d",
+            attrs: Attrs::none(),
+        },
+        "No space left on device",
+    );
+    s.os_failure(
+        Request::Symlink {
+            target: b"f0",
+            link: b"mnt/link",
+        },
+        "No space left on device",
+    );
+    // Existing files are still readable and writable.
+    let h = s.open(b"mnt/f0", SSH_FXF_READ | SSH_FXF_WRITE);
+    assert_eq!(s.read(&h, 0, 100), b"mnt/f0");
+    s.write(&h, 6, b"+");
+    s.ok(Request::Close { handle: &h });
+    // One removed, one more fits.
+    let last = created.pop().unwrap();
+    s.ok(Request::Remove { path: &last });
+    s.ok(Request::Mkdir {
+        path: b"mnt/d",
+        attrs: Attrs::none(),
+    });
+    s.finish();
+    assert_eq!(fs::read(mnt.path.join("f0")).unwrap(), b"mnt/f0+");
+    for p in &created[1..] {
+        let name = std::str::from_utf8(&p[4..]).unwrap();
+        assert_eq!(fs::read(mnt.path.join(name)).unwrap(), *p);
+    }
+    assert!(mnt.path.join("d").is_dir());
+}
+
 // ---------------------------------------------------------------------------
 // File too large (RLIMIT_FSIZE)
 
