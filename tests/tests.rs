@@ -9,6 +9,7 @@ mod support;
 mod admin;
 mod batch;
 mod ext;
+mod faults;
 mod manpage;
 mod ncat;
 mod proto;
