@@ -52,7 +52,7 @@ pub fn run(
             }
             Ok(n) => n,
             Err(e) => {
-                logit!(Error, "read: {}", e.desc());
+                logit!(Error, "read: {}", crate::status::strerror(e));
                 return 1;
             }
         };
@@ -121,14 +121,17 @@ fn flush(fd: BorrowedFd<'_>, out: &mut Out) -> Result<(), Errno> {
     };
     out.consume(done);
     if let Err(e) = result {
-        logit!(Error, "write: {}", e.desc());
+        logit!(Error, "write: {}", crate::status::strerror(e));
     }
     result
 }
 
+/// Waits until `fd` is ready, or a second has passed: a socket whose peer shut down
+/// only its reading side never turns writable, yet a retried write fails at once with
+/// EPIPE, so the session ends instead of hanging.
 fn wait(fd: BorrowedFd<'_>, events: PollFlags) -> Result<(), Errno> {
     let mut fds = [PollFd::new(fd, events)];
-    match poll(&mut fds, PollTimeout::NONE) {
+    match poll(&mut fds, PollTimeout::from(1000u16)) {
         Ok(_) | Err(Errno::EINTR) => Ok(()),
         Err(e) => Err(e),
     }

@@ -109,7 +109,12 @@ fn serve(opts: Options) -> i32 {
     );
     if let Some(dir) = &start_dir {
         if let Err(e) = nix::unistd::chdir(dir.as_str()) {
-            logit!(Error, "chdir to \"{}\" failed: {}", dir, e.desc());
+            logit!(
+                Error,
+                "chdir to \"{}\" failed: {}",
+                dir,
+                sftp_server::status::strerror(e)
+            );
         }
     }
     let mut session = Session::new(opts.config);

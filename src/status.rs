@@ -104,7 +104,7 @@ impl From<Errno> for Status {
 }
 
 /// The C library's description of `e` (its strerror), as `ls` or `cp` would print it.
-fn strerror(e: Errno) -> String {
+pub fn strerror(e: Errno) -> String {
     let text = std::io::Error::from_raw_os_error(e as i32).to_string();
     // std appends " (os error N)" to the C library's text.
     match text.rfind(" (os error ") {

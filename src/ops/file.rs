@@ -165,17 +165,18 @@ pub fn read(
     let off = offset(off)?;
     let len = len as usize;
     let n = out.data(id, len, |buf| {
-        // SAFETY: pread writes at most `buf.len()` bytes into `buf`, which is valid
-        // writable memory; it never reads from it.
-        let r = unsafe {
-            nix::libc::pread(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                off,
-            )
-        };
-        Errno::result(r).map(|n| n as usize)
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        // SAFETY: pread and read write at most `buf.len()` bytes into `buf`, which is
+        // valid writable memory; they never read from it.
+        let r = unsafe { nix::libc::pread(raw, buf.as_mut_ptr().cast(), buf.len(), off) };
+        match Errno::result(r) {
+            // Not seekable (a FIFO, a terminal): read where it is, as OpenSSH would.
+            Err(Errno::ESPIPE) => {
+                let r = unsafe { nix::libc::read(raw, buf.as_mut_ptr().cast(), buf.len()) };
+                Errno::result(r).map(|n| n as usize)
+            }
+            r => r.map(|n| n as usize),
+        }
     })?;
     if n == 0 {
         return Err(Status::EOF);
@@ -193,7 +194,12 @@ pub fn write(s: &mut Session, handle: &[u8], off: u64, data: &[u8]) -> OpResult 
     // pwrite on a descriptor opened with O_APPEND appends on Linux, whatever the
     // offset: exactly APPEND's meaning.
     while !rest.is_empty() {
-        let n = match nix::sys::uio::pwrite(fd, rest, off) {
+        let written = match nix::sys::uio::pwrite(fd, rest, off) {
+            // Not seekable (a FIFO, a terminal): write where it is, as OpenSSH would.
+            Err(Errno::ESPIPE) => nix::unistd::write(fd, rest),
+            r => r,
+        };
+        let n = match written {
             Ok(0) => return Err(Status::FAILURE),
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
@@ -203,8 +209,8 @@ pub fn write(s: &mut Session, handle: &[u8], off: u64, data: &[u8]) -> OpResult 
                 logit!(
                     Error,
                     "process_write: write \"{}\": {}",
-                    Bytes(path),
-                    e.desc()
+                    Bytes(&path[..path.len().min(100)]),
+                    crate::status::strerror(e)
                 );
                 return Err(e.into());
             }
