@@ -190,6 +190,14 @@ fn describe_machine() -> String {
     format!("{cpus} CPUs ({model}), Linux {kernel}")
 }
 
+/// The 1, 5 and 15 minute load averages: other work on the machine makes the
+/// throughput figures noisier (CPU times much less so).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn run(o: Options) -> Result<(), String> {
     let divisor = if o.quick { 16 } else { 1 };
     let sizes = Sizes::new(divisor);
@@ -267,7 +275,8 @@ fn run(o: Options) -> Result<(), String> {
         }
     );
     println!("- scratch: {}", scratch.path.display());
-    println!("- machine: {}\n", describe_machine());
+    println!("- machine: {}", describe_machine());
+    println!("- load average at the start: {}\n", load_average());
 
     ctx.prepare(&selected)?;
     let mut rows: Vec<Row<'_>> = selected
@@ -311,8 +320,9 @@ fn run(o: Options) -> Result<(), String> {
     ctx.remove_outputs();
     println!("{}", report::table(&rows, ["ours", "OpenSSH"]));
     println!(
-        "Total time: {:.0} s (including set-up and checks).",
-        started.elapsed().as_secs_f64()
+        "Total time: {:.0} s (including set-up and checks). Load average at the end: {}.",
+        started.elapsed().as_secs_f64(),
+        load_average()
     );
     Ok(())
 }
