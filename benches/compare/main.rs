@@ -252,32 +252,7 @@ fn run(o: Options) -> Result<(), String> {
     );
 
     let started = Instant::now();
-    println!("# sftp-server vs OpenSSH sftp-server\n");
-    for s in &servers {
-        let command = std::iter::once(s.program.display().to_string())
-            .chain(s.args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ");
-        println!("- {}: `{command}`", s.label);
-    }
-    println!(
-        "- transport: {}; {} requests in flight; {} rounds{}",
-        match o.transport {
-            Transport::Socketpair => "one Unix socketpair for stdin and stdout",
-            Transport::Pipes => "two pipes",
-        },
-        o.window,
-        o.rounds,
-        if o.quick {
-            "; --quick (sizes / 16)"
-        } else {
-            ""
-        }
-    );
-    println!("- scratch: {}", scratch.path.display());
-    println!("- machine: {}", describe_machine());
-    println!("- load average at the start: {}\n", load_average());
-
+    print_header(&o, &servers, &scratch.path);
     ctx.prepare(&selected)?;
     let mut rows: Vec<Row<'_>> = selected
         .iter()
@@ -286,7 +261,55 @@ fn run(o: Options) -> Result<(), String> {
             samples: [Vec::new(), Vec::new()],
         })
         .collect();
-    for round in 1..=o.rounds {
+    measure(&ctx, &servers, &mut rows, o.rounds)?;
+    ctx.remove_outputs();
+    println!(
+        "{}",
+        report::table(&rows, [servers[0].label, servers[1].label])
+    );
+    println!(
+        "Total time: {:.0} s (including set-up and checks). Load average at the end: {}.",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+    Ok(())
+}
+
+fn print_header(o: &Options, servers: &[Server; 2], scratch: &Path) {
+    println!("# sftp-server vs OpenSSH sftp-server\n");
+    for s in servers {
+        let command = std::iter::once(s.program.display().to_string())
+            .chain(s.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!("- {}: `{command}`", s.label);
+    }
+    let transport = match o.transport {
+        Transport::Socketpair => "one Unix socketpair for stdin and stdout",
+        Transport::Pipes => "two pipes",
+    };
+    let quick = if o.quick {
+        "; --quick (sizes / 16)"
+    } else {
+        ""
+    };
+    println!(
+        "- transport: {transport}; {} requests in flight; {} rounds{quick}",
+        o.window, o.rounds
+    );
+    println!("- scratch: {}", scratch.display());
+    println!("- machine: {}", describe_machine());
+    println!("- load average at the start: {}\n", load_average());
+}
+
+/// Runs every workload against both servers in each round, logging each run.
+fn measure(
+    ctx: &Ctx,
+    servers: &[Server; 2],
+    rows: &mut [Row<'_>],
+    rounds: usize,
+) -> Result<(), String> {
+    for round in 1..=rounds {
         for row in rows.iter_mut() {
             // Alternate which server goes first, so neither always runs right after
             // the set-up or the other workload.
@@ -301,29 +324,14 @@ fn run(o: Options) -> Result<(), String> {
                         server.program.display()
                     )
                 })?;
-                let amount = row.workload.amount;
                 eprintln!(
-                    "round {round}/{}  {:18} {:8} {:>10} {:10} cpu {:6.3} s  rss {:6.1} MiB  ({:.2} s)",
-                    o.rounds,
-                    row.workload.name,
-                    server.label,
-                    format!("{:.1}", report::rate(amount, &sample)),
-                    report::rate_unit(amount),
-                    sample.usage.cpu.as_secs_f64(),
-                    sample.usage.maxrss_kib as f64 / 1024.0,
-                    sample.elapsed.as_secs_f64(),
+                    "round {round}/{rounds}  {}",
+                    report::run_line(row.workload, server.label, &sample)
                 );
                 row.samples[i].push(sample);
             }
         }
     }
-    ctx.remove_outputs();
-    println!("{}", report::table(&rows, ["ours", "OpenSSH"]));
-    println!(
-        "Total time: {:.0} s (including set-up and checks). Load average at the end: {}.",
-        started.elapsed().as_secs_f64(),
-        load_average()
-    );
     Ok(())
 }
 

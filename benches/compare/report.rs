@@ -72,6 +72,21 @@ fn num(x: f64) -> String {
     }
 }
 
+/// One run, for the log.
+pub fn run_line(workload: &Workload, label: &str, s: &Sample) -> String {
+    let amount = workload.amount;
+    format!(
+        "{:18} {:8} {:>10} {:10} cpu {:6.3} s  rss {:6.1} MiB  ({:.2} s)",
+        workload.name,
+        label,
+        format!("{:.1}", rate(amount, s)),
+        rate_unit(amount),
+        s.usage.cpu.as_secs_f64(),
+        s.usage.maxrss_kib as f64 / 1024.0,
+        s.elapsed.as_secs_f64(),
+    )
+}
+
 /// The samples of one workload: `[ours, openssh]`.
 pub struct Row<'a> {
     pub workload: &'a Workload,
