@@ -1,0 +1,561 @@
+//! The workloads: what each one does to a server, the files it needs, and the checks
+//! around the measured part (written files are verified and removed afterwards,
+//! outside the timing).
+
+use crate::client::{Job, Result, pflags};
+use crate::jobs::{
+    Chained, MetaDir, MetaFile, ReadDir, ReadFile, SmallCreate, SmallRead, Stat, WriteFile,
+    entry_name, small_path, small_seed,
+};
+use crate::pattern;
+use crate::server::{self, Exit, Server, Transport, Usage};
+use std::cell::Cell;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The seed of the source file that READ and `sftp get`/`put` use.
+const SRC_SEED: u64 = 1;
+/// The seed the file that WRITE overwrites starts with.
+const OVER_SEED: u64 = 2;
+/// The request sizes of the bulk workloads: `sftp`'s default and OpenSSH's largest
+/// READ (`SFTP_MAX_READ_LENGTH`).
+pub const CHUNKS: [u32; 2] = [32768, 261120];
+
+/// How big the workloads are.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// Bytes of the READ/WRITE/sftp files.
+    pub file: u64,
+    /// STAT and LSTAT requests.
+    pub stats: usize,
+    /// Entries of the READDIR directory.
+    pub entries: usize,
+    /// Small files created and read.
+    pub small: usize,
+    pub small_size: usize,
+    /// MKDIR, RENAME, RMDIR cycles: fewer, as rmdir(2) alone can take milliseconds
+    /// (ext4 with online discard).
+    pub meta_dirs: usize,
+    /// OPEN, CLOSE, RENAME, REMOVE cycles.
+    pub meta_files: usize,
+}
+
+impl Sizes {
+    /// Full sizes, or all divided by `divisor`.
+    pub fn new(divisor: usize) -> Sizes {
+        Sizes {
+            file: (1 << 30) / divisor as u64,
+            stats: 100_000 / divisor,
+            entries: 100_000 / divisor,
+            small: 10_000 / divisor,
+            small_size: 4096,
+            meta_dirs: 1_000 / divisor,
+            meta_files: 10_000 / divisor,
+        }
+    }
+
+    fn src(&self) -> String {
+        format!("src-{}.bin", self.file)
+    }
+
+    fn over(&self) -> String {
+        format!("over-{}.bin", self.file)
+    }
+
+    fn big_dir(&self) -> String {
+        format!("dir-{}", self.entries)
+    }
+
+    fn small_dir(&self) -> String {
+        format!("small-{}x{}", self.small, self.small_size)
+    }
+}
+
+const META_DIR: &str = "meta";
+const SMALL_NEW_DIR: &str = "small-new";
+const NEW_FILE: &str = "new.bin";
+
+/// What a workload moves: bytes, or a count of some unit.
+#[derive(Debug, Clone, Copy)]
+pub enum Amount {
+    Bytes(u64),
+    Count(u64, &'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Read(u32),
+    WriteNew(u32),
+    WriteOver(u32),
+    Stat { lstat: bool },
+    ReadDir,
+    SmallCreate,
+    SmallRead,
+    MetaDir,
+    MetaFile,
+    SftpGet(Option<u32>),
+    SftpPut(Option<u32>),
+}
+
+impl Kind {
+    fn is_sftp(self) -> bool {
+        matches!(self, Kind::SftpGet(_) | Kind::SftpPut(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Short name, matched by `--only`.
+    pub name: String,
+    /// One line for the legend.
+    pub description: String,
+    pub amount: Amount,
+    kind: Kind,
+}
+
+/// Every workload, in the order they run within a round.
+pub fn all(s: &Sizes) -> Vec<Workload> {
+    let size = if s.file % (1 << 30) == 0 {
+        format!("{} GiB", s.file >> 30)
+    } else {
+        format!("{} MiB", s.file >> 20)
+    };
+    let bytes = Amount::Bytes(s.file);
+    let mut w = Vec::new();
+    let mut add = |name: String, description: String, amount, kind| {
+        w.push(Workload {
+            name,
+            description,
+            amount,
+            kind,
+        })
+    };
+    for c in CHUNKS {
+        add(
+            format!("read-{c}"),
+            format!("sequential READ of a cached {size} file, {c}-byte requests"),
+            bytes,
+            Kind::Read(c),
+        );
+    }
+    for c in CHUNKS {
+        add(
+            format!("write-new-{c}"),
+            format!("sequential WRITE of {size} into a new file, {c}-byte requests"),
+            bytes,
+            Kind::WriteNew(c),
+        );
+    }
+    for c in CHUNKS {
+        add(
+            format!("write-over-{c}"),
+            format!(
+                "sequential WRITE of {size} over an existing file (no TRUNC), {c}-byte requests"
+            ),
+            bytes,
+            Kind::WriteOver(c),
+        );
+    }
+    for (name, lstat) in [("stat", false), ("lstat", true)] {
+        add(
+            name.into(),
+            format!(
+                "{} {} requests, cycling through the files of a {}-entry directory",
+                s.stats,
+                name.to_uppercase(),
+                s.entries
+            ),
+            Amount::Count(s.stats as u64, name),
+            Kind::Stat { lstat },
+        );
+    }
+    add(
+        "readdir".into(),
+        format!(
+            "OPENDIR, READDIR until EOF, CLOSE of a {}-entry directory, one request at a time",
+            s.entries
+        ),
+        Amount::Count(s.entries as u64, "entries"),
+        Kind::ReadDir,
+    );
+    add(
+        "small-create".into(),
+        format!(
+            "{} files of {} bytes created: OPEN (CREAT|TRUNC|WRITE), WRITE, CLOSE",
+            s.small, s.small_size
+        ),
+        Amount::Count(s.small as u64, "files"),
+        Kind::SmallCreate,
+    );
+    add(
+        "small-read".into(),
+        format!(
+            "{} files of {} bytes read: OPEN, READ, READ (EOF), CLOSE",
+            s.small, s.small_size
+        ),
+        Amount::Count(s.small as u64, "files"),
+        Kind::SmallRead,
+    );
+    add(
+        "meta-dir".into(),
+        format!("{} cycles of MKDIR, RENAME, RMDIR", s.meta_dirs),
+        Amount::Count(s.meta_dirs as u64, "cycles"),
+        Kind::MetaDir,
+    );
+    add(
+        "meta-file".into(),
+        format!(
+            "{} cycles of OPEN (CREAT|EXCL), CLOSE, RENAME, REMOVE",
+            s.meta_files
+        ),
+        Amount::Count(s.meta_files as u64, "cycles"),
+        Kind::MetaFile,
+    );
+    for b in [None, Some(CHUNKS[1])] {
+        let (suffix, flag) = match b {
+            None => (String::new(), String::new()),
+            Some(b) => (format!("-B{b}"), format!(" -B {b}")),
+        };
+        add(
+            format!("sftp-get{suffix}"),
+            format!("`sftp{flag} -D server -b batch`: get of a cached {size} file"),
+            bytes,
+            Kind::SftpGet(b),
+        );
+        add(
+            format!("sftp-put{suffix}"),
+            format!("`sftp{flag} -D server -b batch`: put of a cached {size} file"),
+            bytes,
+            Kind::SftpPut(b),
+        );
+    }
+    w
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub elapsed: Duration,
+    pub usage: Usage,
+}
+
+/// Everything a run needs besides the server.
+pub struct Ctx {
+    pub dir: PathBuf,
+    pub sizes: Sizes,
+    pub transport: Transport,
+    pub window: usize,
+    /// This benchmark's own executable, started as the usage-recording wrapper.
+    pub exe: PathBuf,
+    pub sftp: PathBuf,
+    seeds: Cell<u64>,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
+
+/// Writes dirty pages back so one run's writeback does not land in the next.
+pub fn settle() {
+    nix::unistd::sync();
+}
+
+impl Ctx {
+    pub fn new(
+        dir: PathBuf,
+        sizes: Sizes,
+        transport: Transport,
+        window: usize,
+        exe: PathBuf,
+        sftp: PathBuf,
+    ) -> Ctx {
+        Ctx {
+            dir,
+            sizes,
+            transport,
+            window,
+            exe,
+            sftp,
+            seeds: Cell::new(100),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A seed not used before in this run, so every write is told from the last.
+    fn fresh_seed(&self) -> u64 {
+        let s = self.seeds.get();
+        self.seeds.set(s + 1);
+        s
+    }
+
+    /// Creates (or checks and reuses) the files the selected workloads need, and
+    /// leaves the READ source in the page cache.
+    pub fn prepare(&self, workloads: &[Workload]) -> Result<()> {
+        let needs = |f: fn(Kind) -> bool| workloads.iter().any(|w| f(w.kind));
+        let s = &self.sizes;
+        if needs(|k| matches!(k, Kind::Read(_)) || k.is_sftp()) {
+            let path = self.path(&s.src());
+            if pattern::verify_file(&path, s.file, SRC_SEED).is_err() {
+                eprintln!("creating {}", path.display());
+                pattern::create_file(&path, s.file, SRC_SEED).map_err(io(&path))?;
+                // Read it back: checks it, and leaves it cached.
+                pattern::verify_file(&path, s.file, SRC_SEED)?;
+            }
+        }
+        if needs(|k| matches!(k, Kind::WriteOver(_))) {
+            let path = self.path(&s.over());
+            if fs::metadata(&path).map(|m| m.len()).ok() != Some(s.file) {
+                eprintln!("creating {}", path.display());
+                pattern::create_file(&path, s.file, OVER_SEED).map_err(io(&path))?;
+            }
+        }
+        if needs(|k| matches!(k, Kind::Stat { .. } | Kind::ReadDir)) {
+            self.prepare_dir(&s.big_dir(), s.entries, |path, i| {
+                fs::File::create(path.join(entry_name(i))).map(drop)
+            })?;
+        }
+        if needs(|k| matches!(k, Kind::SmallRead)) {
+            let mut buf = vec![0; s.small_size];
+            self.prepare_dir(&s.small_dir(), s.small, |_, i| {
+                pattern::fill(&mut buf, 0, small_seed(i));
+                let path = self.path(&small_path(&s.small_dir(), i));
+                fs::write(path, &buf)
+            })?;
+        }
+        if needs(|k| matches!(k, Kind::MetaDir | Kind::MetaFile)) {
+            self.empty_dir(META_DIR)?;
+        }
+        settle();
+        Ok(())
+    }
+
+    /// Creates directory `name` with `count` entries made by `make`, unless a marker
+    /// says an earlier run finished making it.
+    fn prepare_dir(
+        &self,
+        name: &str,
+        count: usize,
+        mut make: impl FnMut(&Path, usize) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let marker = self.path(&format!("{name}.done"));
+        if marker.exists() {
+            return Ok(());
+        }
+        let path = self.path(name);
+        eprintln!("creating {} ({count} entries)", path.display());
+        if path.exists() {
+            fs::remove_dir_all(&path).map_err(io(&path))?;
+        }
+        fs::create_dir(&path).map_err(io(&path))?;
+        for i in 0..count {
+            make(&path, i).map_err(io(&path))?;
+        }
+        fs::write(&marker, b"").map_err(io(&marker))?;
+        Ok(())
+    }
+
+    /// Makes `name` an empty directory.
+    fn empty_dir(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        if path.exists() {
+            fs::remove_dir_all(&path).map_err(io(&path))?;
+        }
+        fs::create_dir(&path).map_err(io(&path))
+    }
+
+    /// Removes what the workloads write, for the end of a run with a kept directory.
+    pub fn remove_outputs(&self) {
+        for name in [NEW_FILE, "get.out", "put.out", "batch", "usage"] {
+            let _ = fs::remove_file(self.path(name));
+        }
+        let _ = fs::remove_dir_all(self.path(SMALL_NEW_DIR));
+    }
+
+    /// Runs `workload` once against `server`.
+    pub fn run(&self, workload: &Workload, server: &Server) -> Result<Sample> {
+        settle();
+        let s = &self.sizes;
+        match workload.kind {
+            Kind::Read(chunk) => {
+                self.pipelined(server, ReadFile::new(&s.src(), s.file, chunk, SRC_SEED))
+            }
+            Kind::WriteNew(chunk) => {
+                let path = self.path(NEW_FILE);
+                let _ = fs::remove_file(&path);
+                let seed = self.fresh_seed();
+                let flags = pflags::WRITE | pflags::CREAT | pflags::TRUNC;
+                let job = WriteFile::new(NEW_FILE, flags, s.file, chunk, seed);
+                let sample = self.pipelined(server, job)?;
+                pattern::verify_file(&path, s.file, seed)?;
+                fs::remove_file(&path).map_err(io(&path))?;
+                Ok(sample)
+            }
+            Kind::WriteOver(chunk) => {
+                let seed = self.fresh_seed();
+                let job = WriteFile::new(&s.over(), pflags::WRITE, s.file, chunk, seed);
+                let sample = self.pipelined(server, job)?;
+                pattern::verify_file(&self.path(&s.over()), s.file, seed)?;
+                Ok(sample)
+            }
+            Kind::Stat { lstat } => self.pipelined(
+                server,
+                Chained::new(Stat {
+                    dir: s.big_dir(),
+                    entries: s.entries,
+                    count: s.stats,
+                    lstat,
+                    done: 0,
+                }),
+            ),
+            Kind::ReadDir => self.pipelined(server, ReadDir::new(&s.big_dir(), s.entries)),
+            Kind::SmallCreate => {
+                self.empty_dir(SMALL_NEW_DIR)?;
+                settle();
+                let job = SmallCreate::new(SMALL_NEW_DIR, s.small, s.small_size);
+                let sample = self.pipelined(server, Chained::new(job))?;
+                for i in 0..s.small {
+                    let path = self.path(&small_path(SMALL_NEW_DIR, i));
+                    pattern::verify_file(&path, s.small_size as u64, small_seed(i))?;
+                }
+                let path = self.path(SMALL_NEW_DIR);
+                fs::remove_dir_all(&path).map_err(io(&path))?;
+                Ok(sample)
+            }
+            Kind::SmallRead => {
+                let job = SmallRead::new(&s.small_dir(), s.small, s.small_size);
+                self.pipelined(server, Chained::new(job))
+            }
+            Kind::MetaDir => {
+                let job = MetaDir {
+                    dir: META_DIR.into(),
+                    count: s.meta_dirs,
+                    done: 0,
+                };
+                let sample = self.pipelined(server, Chained::new(job))?;
+                self.check_empty(META_DIR)?;
+                Ok(sample)
+            }
+            Kind::MetaFile => {
+                let job = MetaFile::new(META_DIR, s.meta_files);
+                let sample = self.pipelined(server, Chained::new(job))?;
+                self.check_empty(META_DIR)?;
+                Ok(sample)
+            }
+            Kind::SftpGet(buflen) => self.sftp(server, true, buflen),
+            Kind::SftpPut(buflen) => self.sftp(server, false, buflen),
+        }
+    }
+
+    fn check_empty(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        let left = fs::read_dir(&path).map_err(io(&path))?.count();
+        if left != 0 {
+            return Err(format!("{}: {left} entries left behind", path.display()));
+        }
+        Ok(())
+    }
+
+    /// Runs `job` on a fresh server session; times it from the first request to the
+    /// last reply (start-up and INIT excluded) and takes the server's usage at exit.
+    fn pipelined<J: Job>(&self, server: &Server, mut job: J) -> Result<Sample> {
+        let mut session = server::start(server, &self.dir, self.transport)?;
+        let conn = &mut session.conn;
+        let measured = conn.handshake().and_then(|()| {
+            let start = Instant::now();
+            conn.run(&mut job, self.window)?;
+            Ok(start.elapsed())
+        });
+        match measured {
+            Ok(elapsed) => Ok(Sample {
+                elapsed,
+                usage: session.finish()?,
+            }),
+            Err(e) => {
+                session.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// OpenSSH's `sftp` with the server behind `-D` (through the usage-recording
+    /// wrapper), one get or put in batch mode; timed from start to exit of `sftp`.
+    fn sftp(&self, server: &Server, get: bool, buflen: Option<u32>) -> Result<Sample> {
+        let src = self.sizes.src();
+        let (command, output) = if get {
+            (format!("get {src} get.out\n"), "get.out")
+        } else {
+            (format!("put {src} put.out\n"), "put.out")
+        };
+        let batch = self.path("batch");
+        fs::write(&batch, command).map_err(io(&batch))?;
+        let report = self.path("usage");
+        let _ = fs::remove_file(&report);
+        let mut words = vec![
+            self.exe.display().to_string(),
+            "--wrap-server".into(),
+            report.display().to_string(),
+            server.program.display().to_string(),
+        ];
+        words.extend(server.args.iter().cloned());
+        let server_command = words
+            .iter()
+            .map(|w| sftp_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new(&self.sftp);
+        if let Some(b) = buflen {
+            cmd.arg("-B").arg(b.to_string());
+        }
+        cmd.arg("-b")
+            .arg("batch")
+            .arg("-D")
+            .arg(&server_command)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let start = Instant::now();
+        let status = cmd
+            .status()
+            .map_err(|e| format!("{}: {e}", self.sftp.display()))?;
+        let elapsed = start.elapsed();
+        let (exit, usage) = server::read_wrapper_report(&report)?;
+        if exit != Exit::Code(0) {
+            return Err(format!("the server ended with {exit}"));
+        }
+        if !status.success() {
+            return Err(format!("sftp failed: {status}"));
+        }
+        let out = self.path(output);
+        pattern::verify_file(&out, self.sizes.file, SRC_SEED)?;
+        fs::remove_file(&out).map_err(io(&out))?;
+        Ok(Sample { elapsed, usage })
+    }
+}
+
+/// Quotes a word for `sftp -D`, which splits its argument itself (OpenSSH's
+/// `argv_split`: whitespace separates, quotes group, backslash escapes quotes and
+/// backslashes).
+fn sftp_quote(word: &str) -> String {
+    if !word.is_empty()
+        && !word
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\'))
+    {
+        return word.into();
+    }
+    let mut quoted = String::from("'");
+    for c in word.chars() {
+        if matches!(c, '\'' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('\'');
+    quoted
+}
