@@ -14,9 +14,13 @@ use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, fstatat};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// Entries per READDIR reply, as OpenSSH sends. A reply then stays well below the
-/// frame limit even with 255-byte names.
-const ENTRIES_PER_REPLY: u32 = 100;
+/// The most a READDIR reply holds. OpenSSH sends 100 entries at most; filling a reply
+/// by size instead takes fewer round trips for a long listing, and 32 KiB stays below
+/// the smallest packet limit SFTP clients have been seen to enforce (40,000 bytes).
+const REPLY_BUDGET: usize = 32 * 1024;
+/// The largest one entry can be: a 255-byte name, a long name (OpenSSH caps it at
+/// 1023 bytes), full attributes and the length fields.
+const MAX_ENTRY: usize = 4 + 255 + 4 + 1023 + 32;
 
 pub fn opendir(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
     logit!(Info, "opendir \"{}\"", Bytes(path));
@@ -54,7 +58,7 @@ pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResu
     };
     let now = now();
     let mut list = out.names(id);
-    while list.count() < ENTRIES_PER_REPLY {
+    while list.size(out) + MAX_ENTRY <= REPLY_BUDGET {
         let entry = match entries.next() {
             Some(Ok(e)) => e,
             Some(Err(e)) => {

@@ -1150,8 +1150,10 @@ fn proto_readdir_entries_and_attrs() {
 fn proto_readdir_many_entries() {
     let mut s = Sftp::start("readdir-many");
     let mut expected = vec![b".".to_vec(), b"..".to_vec()];
-    for i in 0..250 {
-        let name = format!("entry-{i:03}");
+    // Enough entries to need several replies from either server (OpenSSH sends 100 a
+    // reply, ours fills replies up to 32 KiB).
+    for i in 0..1000 {
+        let name = format!("entry-{i:04}-with-a-name-long-enough-to-fill-replies");
         fs::write(s.path(&name), b"").unwrap();
         expected.push(name.into_bytes());
     }
@@ -1172,7 +1174,7 @@ fn proto_readdir_many_entries() {
         }
         assert!(replies < 1000);
     }
-    assert!(replies >= 2, "252 entries in {replies} NAME replies");
+    assert!(replies >= 2, "1002 entries in {replies} NAME replies");
     assert_eq!(sorted_names(&all), expected);
     s.ok(Request::Close { handle: &h });
 }
