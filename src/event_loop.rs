@@ -4,8 +4,9 @@
 //! would block.
 
 use crate::logit;
+use crate::output::Out;
 use crate::server::{Flow, Session};
-use crate::wire::{MAX_FRAME, Out};
+use crate::wire::{MAX_FRAME, MAX_READ};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::os::fd::BorrowedFd;
@@ -28,13 +29,13 @@ pub struct Peer<'a> {
 pub fn run(
     session: &mut Session,
     input: BorrowedFd<'_>,
-    output: BorrowedFd<'_>,
+    output: BorrowedFd<'static>,
     peer: &Peer<'_>,
 ) -> i32 {
     let mut buf = vec![0u8; INPUT_SIZE];
     let mut start = 0;
     let mut end = 0;
-    let mut out = Out::with_capacity(FLUSH_AT + MAX_FRAME);
+    let mut out = Out::new(output, FLUSH_AT + MAX_FRAME);
     loop {
         // Keep the unprocessed tail at the front so a whole frame always fits.
         if start == end {
@@ -68,7 +69,7 @@ pub fn run(
                     peer.client,
                     peer.user
                 );
-                let _ = flush(output, &mut out);
+                let _ = flush(&mut out);
                 return 11;
             }
             if end - start < 4 + len {
@@ -77,14 +78,16 @@ pub fn run(
             let flow = session.handle_packet(&buf[start + 4..start + 4 + len], &mut out);
             start += 4 + len;
             if let Flow::Exit(code) = flow {
-                let _ = flush(output, &mut out);
+                let _ = flush(&mut out);
                 return code;
             }
-            if out.len() >= FLUSH_AT && flush(output, &mut out).is_err() {
+            // Flush before the next READ could find the buffer or the pipe full.
+            let pipe_full = out.pipe_full(MAX_READ as usize);
+            if (out.len() >= FLUSH_AT || pipe_full) && flush(&mut out).is_err() {
                 return 1;
             }
         }
-        if flush(output, &mut out).is_err() {
+        if flush(&mut out).is_err() {
             return 1;
         }
     }
@@ -101,37 +104,16 @@ fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 }
 
 /// Writes every pending reply.
-fn flush(fd: BorrowedFd<'_>, out: &mut Out) -> Result<(), Errno> {
-    let mut done = 0;
-    let bytes = out.as_bytes();
-    let result = loop {
-        if done == bytes.len() {
-            break Ok(());
-        }
-        match nix::unistd::write(fd, &bytes[done..]) {
-            Ok(n) => done += n,
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => {
-                if let Err(e) = wait(fd, PollFlags::POLLOUT) {
-                    break Err(e);
-                }
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    out.consume(done);
-    if let Err(e) = result {
-        logit!(Error, "write: {}", crate::status::strerror(e));
-    }
-    result
+fn flush(out: &mut Out) -> Result<(), Errno> {
+    out.flush().inspect_err(|e| {
+        logit!(Error, "write: {}", crate::status::strerror(*e));
+    })
 }
 
-/// Waits until `fd` is ready, or a second has passed: a socket whose peer shut down
-/// only its reading side never turns writable, yet a retried write fails at once with
-/// EPIPE, so the session ends instead of hanging.
+/// Waits until `fd` has input (stdin inherited in non-blocking mode).
 fn wait(fd: BorrowedFd<'_>, events: PollFlags) -> Result<(), Errno> {
     let mut fds = [PollFd::new(fd, events)];
-    match poll(&mut fds, PollTimeout::from(1000u16)) {
+    match poll(&mut fds, PollTimeout::NONE) {
         Ok(_) | Err(Errno::EINTR) => Ok(()),
         Err(e) => Err(e),
     }

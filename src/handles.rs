@@ -11,6 +11,8 @@ pub enum Object {
         fd: OwnedFd,
         /// Opened with APPEND: writes go to the end whatever their offset.
         append: bool,
+        /// Opened for writing.
+        writable: bool,
     },
     Dir {
         entries: OwningIter,
@@ -26,9 +28,13 @@ pub struct Handle {
 }
 
 impl Handle {
-    pub fn file(fd: OwnedFd, append: bool, path: &[u8]) -> Handle {
+    pub fn file(fd: OwnedFd, append: bool, writable: bool, path: &[u8]) -> Handle {
         Handle {
-            object: Object::File { fd, append },
+            object: Object::File {
+                fd,
+                append,
+                writable,
+            },
             path: path.to_vec(),
             bytes_read: 0,
             bytes_written: 0,
@@ -47,6 +53,10 @@ impl Handle {
     pub fn is_dir(&self) -> bool {
         matches!(self.object, Object::Dir { .. })
     }
+
+    fn is_writable(&self) -> bool {
+        matches!(self.object, Object::File { writable: true, .. })
+    }
 }
 
 struct Slot {
@@ -63,6 +73,8 @@ pub struct HandleTable {
     free: Vec<u32>,
     open: usize,
     cap: usize,
+    /// Open files that can be written through.
+    writable: usize,
 }
 
 impl HandleTable {
@@ -72,6 +84,7 @@ impl HandleTable {
             free: Vec::new(),
             open: 0,
             cap,
+            writable: 0,
         }
     }
 
@@ -99,6 +112,7 @@ impl HandleTable {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.writable += usize::from(handle.is_writable());
         let slot = &mut self.slots[index as usize];
         slot.handle = Some(handle);
         self.open += 1;
@@ -133,12 +147,20 @@ impl HandleTable {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(i as u32);
         self.open -= 1;
-        slot.handle.take()
+        let handle = slot.handle.take();
+        self.writable -= usize::from(handle.as_ref().is_some_and(Handle::is_writable));
+        handle
+    }
+
+    /// Whether any open file can be written through.
+    pub fn any_writable(&self) -> bool {
+        self.writable > 0
     }
 
     /// Takes every open handle out (the session is ending).
     pub fn drain(&mut self) -> impl Iterator<Item = Handle> + '_ {
         self.open = 0;
+        self.writable = 0;
         self.free.clear();
         self.slots.drain(..).filter_map(|s| s.handle)
     }
@@ -165,7 +187,7 @@ mod tests {
 
     fn file() -> Handle {
         let fd = std::fs::File::open("/dev/null").unwrap();
-        Handle::file(fd.into(), false, b"/dev/null")
+        Handle::file(fd.into(), false, false, b"/dev/null")
     }
 
     #[test]

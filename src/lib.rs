@@ -13,6 +13,7 @@ pub mod handles;
 pub mod logging;
 pub mod longname;
 pub mod ops;
+pub mod output;
 pub mod paths;
 pub mod peer;
 pub mod requests;

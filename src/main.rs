@@ -125,7 +125,8 @@ fn serve(opts: Options) -> i32 {
     let code = event_loop::run(
         &mut session,
         std::io::stdin().as_fd(),
-        std::io::stdout().as_fd(),
+        // SAFETY: standard output stays open for the whole life of the process.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(1) },
         &peer,
     );
     session.close_all();

@@ -7,11 +7,12 @@ use crate::handles::HandleTable;
 use crate::logging::Bytes;
 use crate::longname::Names;
 use crate::ops;
+use crate::output::Out;
 use crate::paths::Paths;
 use crate::requests::Op;
 use crate::requests::{Carrier, REQUESTS};
 use crate::status::{Status, StatusCode};
-use crate::wire::{self, Out, Request};
+use crate::wire::{self, Request};
 use crate::{logit, trace};
 
 /// What the event loop does after a packet.
@@ -141,7 +142,7 @@ impl Session {
             ReadDir { id, handle } => ops::dir::readdir(self, out, id, handle),
             Lstat { id, path } => ops::path::stat(self, out, id, path, false),
             Stat { id, path } => ops::path::stat(self, out, id, path, true),
-            SetStat { path, attrs, .. } => ops::path::setstat(self, path, &attrs),
+            SetStat { path, attrs, .. } => ops::path::setstat(self, out, path, &attrs),
             Remove { filename, .. } => ops::path::remove(self, filename),
             Mkdir { path, attrs, .. } => ops::path::mkdir(self, path, &attrs),
             Rmdir { path, .. } => ops::path::rmdir(self, path),

@@ -5,6 +5,7 @@ use crate::handles::{Handle, Object};
 use crate::logging::Bytes;
 use crate::logit;
 use crate::longname;
+use crate::output::Out;
 use crate::server::Session;
 use crate::status::Status;
 use crate::wire::*;

@@ -4,6 +4,7 @@
 use super::OpResult;
 use crate::logging::Bytes;
 use crate::logit;
+use crate::output::Out;
 use crate::server::Session;
 use crate::status::Status;
 use crate::wire::*;

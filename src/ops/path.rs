@@ -4,6 +4,7 @@
 use super::OpResult;
 use crate::logging::Bytes;
 use crate::logit;
+use crate::output::Out;
 use crate::server::Session;
 use crate::status::Status;
 use crate::wire::*;
@@ -86,7 +87,11 @@ pub fn apply_attrs(
     result
 }
 
-pub fn setstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
+pub fn setstat(s: &mut Session, out: &mut Out, path: &[u8], attrs: &Attrs) -> OpResult {
+    if attrs.size.is_some() {
+        // Truncation may zero part of a page READ data still on its way refers to.
+        out.settle()?;
+    }
     let t = s.paths.resolve(path)?;
     apply_attrs(path, attrs, |change| match change {
         // truncate(2) has no *at form: open for writing and truncate the descriptor,

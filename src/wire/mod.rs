@@ -1,14 +1,12 @@
 //! The SFTP wire format, without I/O: framing limits, the packet-type numbers of
 //! draft-ietf-secsh-filexfer-02, a bounds-checked [`Reader`], the file attributes,
-//! the decoded [`Request`]s and the reply encoder [`Out`].
+//! and the decoded [`Request`]s. Replies are encoded by [`crate::output`].
 
 mod attrs;
-mod out;
 mod reader;
 mod request;
 
 pub use attrs::Attrs;
-pub use out::{NameList, Out};
 pub use reader::{DecodeError, Reader};
 pub use request::{Request, decode};
 
