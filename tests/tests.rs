@@ -3,11 +3,14 @@
 //! One test crate (one link step); each module covers one way of reaching the server.
 //! Set `SFTP_SERVER_BIN=/usr/lib/openssh/sftp-server` to run the same tests against
 //! OpenSSH's server where the behaviour is meant to be identical.
+//!
+//! `props` (property tests of the wire format) uses the library in-process instead.
 
 mod support;
 
 mod batch;
 mod manpage;
 mod ncat;
+mod props;
 mod proto;
 mod sshd;
