@@ -4,11 +4,13 @@
 //! Set `SFTP_SERVER_BIN=/usr/lib/openssh/sftp-server` to run the same tests against
 //! OpenSSH's server where the behaviour is meant to be identical.
 //!
-//! `props` (property tests of the wire format) uses the library in-process instead.
+//! `props` (property tests of the wire format) uses the library in-process instead;
+//! `fuzz_regressions` replays fuzz inputs, in-process or through the binary.
 
 mod support;
 
 mod batch;
+mod fuzz_regressions;
 mod manpage;
 mod ncat;
 mod props;

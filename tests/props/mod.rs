@@ -6,6 +6,7 @@
 //! step with the samples here.
 
 pub mod packets;
+pub mod session;
 
 use packets::*;
 use sftp_server::wire::{self, Attrs, Out, Reader, Request};
