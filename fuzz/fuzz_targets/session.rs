@@ -144,10 +144,14 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(session.handle_packet(&init, &mut out), Flow::Continue);
     check_reply(&init, out.as_bytes());
     out.consume(out.len());
+    let mut handles = Handles::default();
     for body in bodies {
         let body = confine(body);
         match session.handle_packet(&body, &mut out) {
-            Flow::Continue => check_reply(&body, out.as_bytes()),
+            Flow::Continue => {
+                check_reply(&body, out.as_bytes());
+                handles.check(&body, out.as_bytes());
+            }
             Flow::Exit(_) => {
                 assert!(out.is_empty(), "a reply before the session ended");
                 break;

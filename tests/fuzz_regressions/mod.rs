@@ -100,10 +100,14 @@ fn replay_session(input: &[u8]) {
     let init = encode(&sftp_server::wire::Request::Init { version: 3 });
     let reply = exchange(&mut sock, &init).expect("VERSION");
     check_reply(&init, &reply);
+    let mut handles = Handles::default();
     for body in bodies {
         let body = confine(body);
         match exchange(&mut sock, &body) {
-            Some(reply) => check_reply(&body, &reply),
+            Some(reply) => {
+                check_reply(&body, &reply);
+                handles.check(&body, &reply);
+            }
             None => {
                 // The session ends only on a packet with no id to answer.
                 let bad = sftp_server::wire::decode(&body).expect_err("ended on a good packet");

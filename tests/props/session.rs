@@ -232,3 +232,72 @@ pub fn cli_args(header: [u8; SESSION_HEADER]) -> (Vec<String>, Option<u64>) {
     }
     (args, (header[0] & 2 != 0).then_some(10))
 }
+
+/// What a handle was opened as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+}
+
+/// The handles a session has handed out and not closed, from its replies: a request
+/// on any other handle, or on a handle of the wrong kind, must fail.
+#[derive(Debug, Default)]
+pub struct Handles {
+    live: Vec<(Vec<u8>, Kind)>,
+}
+
+impl Handles {
+    /// Checks the reply (as `check_reply` takes it) to `body` against the handles
+    /// open so far, then notes what it opened or closed.
+    pub fn check(&mut self, body: &[u8], reply: &[u8]) {
+        use Request::*;
+        let Ok(req) = wire::decode(body) else {
+            return;
+        };
+        let ok = match reply[4] {
+            wire::SSH_FXP_STATUS => reply[9..13] == [0, 0, 0, 0],
+            _ => true,
+        };
+        let (used, kind): (Vec<&[u8]>, Option<Kind>) = match req {
+            Close { handle, .. } => (vec![handle], None),
+            ReadDir { handle, .. } => (vec![handle], Some(Kind::Dir)),
+            Read { handle, .. }
+            | Write { handle, .. }
+            | Fstat { handle, .. }
+            | FSetStat { handle, .. }
+            | FStatVfs { handle, .. }
+            | Fsync { handle, .. } => (vec![handle], Some(Kind::File)),
+            CopyData {
+                read_from_handle,
+                write_to_handle,
+                ..
+            } => (vec![read_from_handle, write_to_handle], Some(Kind::File)),
+            _ => (vec![], None),
+        };
+        for h in &used {
+            let live = self.live.iter().find(|(l, _)| l == h).map(|&(_, k)| k);
+            let fits = live.is_some() && (kind.is_none() || live == kind);
+            assert!(
+                fits || !ok,
+                "{req:?} succeeded on handle {h:02x?} ({live:?}, open: {:02x?})",
+                self.live
+            );
+        }
+        if let Close { handle, .. } = req {
+            self.live.retain(|(l, _)| l != handle);
+        }
+        if reply[4] == wire::SSH_FXP_HANDLE {
+            let h = reply[13..].to_vec();
+            assert!(
+                !self.live.iter().any(|(l, _)| *l == h),
+                "handle {h:02x?} handed out twice"
+            );
+            let kind = match req {
+                OpenDir { .. } => Kind::Dir,
+                _ => Kind::File,
+            };
+            self.live.push((h, kind));
+        }
+    }
+}
