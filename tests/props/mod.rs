@@ -664,3 +664,26 @@ fn prop_fuzz_corpus_is_current() {
         );
     }
 }
+
+#[test]
+fn prop_confined_packets_name_nothing_outside() {
+    let mut rng = Rng::new(7);
+    for i in 0..4000 {
+        let f = Fields::new(&mut rng);
+        let req = random_request(&mut rng, i % KINDS, &f);
+        let mut packet = encode(&req);
+        let trailing = rng.bytes(3);
+        packet.extend_from_slice(&trailing);
+        with_input("confined packet", &packet, || {
+            let confined = session::confine(&packet);
+            let again = wire::decode(&confined).expect("still decodes");
+            assert_eq!(again.id(), req.id());
+            assert_eq!(paths(&again).len(), paths(&req).len());
+            for (p, orig) in paths(&again).into_iter().zip(paths(&req)) {
+                assert!(session::is_confined(p), "{orig:?} became {p:?}");
+                assert_eq!(p, session::confine_path(orig));
+            }
+            assert!(confined.ends_with(&trailing), "trailing bytes kept");
+        });
+    }
+}
