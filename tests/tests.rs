@@ -3,6 +3,9 @@
 //! One test crate (one link step); each module covers one way of reaching the server.
 //! Set `SFTP_SERVER_BIN=/usr/lib/openssh/sftp-server` to run the same tests against
 //! OpenSSH's server where the behaviour is meant to be identical.
+//!
+//! `props` (property tests of the wire format) uses the library in-process instead;
+//! `fuzz_regressions` replays fuzz inputs, in-process or through the binary.
 
 mod support;
 
@@ -10,7 +13,9 @@ mod admin;
 mod batch;
 mod ext;
 mod faults;
+mod fuzz_regressions;
 mod manpage;
 mod ncat;
+mod props;
 mod proto;
 mod sshd;
