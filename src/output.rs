@@ -87,6 +87,14 @@ impl Out {
             )))
     }
 
+    /// Forgets all pending output (an in-process caller has taken it from
+    /// [`Out::as_bytes`]).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.spliced.clear();
+        self.in_pipe = 0;
+    }
+
     /// Sends every pending reply to the client.
     pub fn flush(&mut self) -> Result<(), Errno> {
         let Some(to) = self.to else {
@@ -108,9 +116,7 @@ impl Out {
         if !self.spliced.is_empty() {
             self.unsettled = true;
         }
-        self.buf.clear();
-        self.spliced.clear();
-        self.in_pipe = 0;
+        self.clear();
         result
     }
 

@@ -25,8 +25,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sftp_server::output::Out;
 use sftp_server::server::{Flow, Session};
-use sftp_server::wire::{Out, Request};
+use sftp_server::wire::Request;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -143,7 +144,7 @@ fuzz_target!(|data: &[u8]| {
     let init = encode(&Request::Init { version: 3 });
     assert_eq!(session.handle_packet(&init, &mut out), Flow::Continue);
     check_reply(&init, out.as_bytes());
-    out.consume(out.len());
+    out.clear();
     let mut handles = Handles::default();
     for body in bodies {
         let body = confine(body);
@@ -157,7 +158,7 @@ fuzz_target!(|data: &[u8]| {
                 break;
             }
         }
-        out.consume(out.len());
+        out.clear();
     }
     session.close_all();
     leave_session_dir();

@@ -9,7 +9,8 @@ pub mod packets;
 pub mod session;
 
 use packets::*;
-use sftp_server::wire::{self, Attrs, Out, Reader, Request};
+use sftp_server::output::Out;
+use sftp_server::wire::{self, Attrs, Reader, Request};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// splitmix64: small, fast, and good enough to pick test cases.
@@ -602,13 +603,7 @@ fn prop_reply_framing_round_trips_through_out() {
         }
         let got = parse_replies(out.as_bytes());
         assert_eq!(got, expect);
-        // Consuming what was written leaves the rest of the frames intact.
-        if !expect.is_empty() {
-            let first = 4 + u32::from_be_bytes(out.as_bytes()[..4].try_into().unwrap()) as usize;
-            out.consume(first);
-            assert_eq!(parse_replies(out.as_bytes()), expect[1..]);
-        }
-        out.consume(out.len() + 1);
+        out.clear();
         assert!(out.is_empty());
     }
 }
