@@ -185,3 +185,81 @@ fn sshd_put_get_100_mib() {
     );
     assert_eq!(file_checksum(&back), (sum, len), "downloaded");
 }
+
+/// scp (SFTP mode, OpenSSH's default) resolves `~user` paths with
+/// expand-path@openssh.com (`~/x` it shortens to `x` itself). The path goes from the
+/// user's home up to `/` and down to the scratch directory, so it lands there.
+#[test]
+fn sshd_scp_tilde_paths_use_expand_path() {
+    let ws = Workspace::new("sshd-scp");
+    // sshd runs the subsystem through the login shell, so its stderr can go to a file.
+    let log = ws.ctl.join("server.log");
+    let args = format!(
+        "-e -l VERBOSE -d {} 2>>{}",
+        ws.remote.display(),
+        log.display()
+    );
+    let sshd = Sshd::start(&ws.ctl, &args);
+    let local = ws.local.join("up.bin");
+    let data = pseudo_random(7, 3 * MIB + 17);
+    fs::write(&local, &data).expect("write local file");
+    let scp = |from: &std::ffi::OsStr, to: &std::ffi::OsStr| {
+        let mut cmd = Command::new("scp");
+        cmd.args(["-F", "/dev/null"]);
+        for opt in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "GlobalKnownHostsFile=/dev/null",
+            "BatchMode=yes",
+            "IdentitiesOnly=yes",
+            "IdentityAgent=none",
+            "LogLevel=ERROR",
+        ] {
+            cmd.arg("-o").arg(opt);
+        }
+        cmd.arg("-i")
+            .arg(&sshd.user_key)
+            .arg("-P")
+            .arg(sshd.port.to_string())
+            .arg(from)
+            .arg(to);
+        let f = crate::support::procs::run_bounded(&mut cmd, Duration::from_secs(60));
+        assert!(
+            f.status.success(),
+            "{cmd:?}: {}\n{}",
+            f.status,
+            String::from_utf8_lossy(&f.stderr)
+        );
+    };
+    let home = nix::unistd::User::from_name(&sshd.user)
+        .expect("getpwnam")
+        .expect("the user")
+        .dir;
+    let ups = "../".repeat(home.components().count() - 1);
+    let tilde = format!(
+        "~{}/{ups}{}/up.bin",
+        sshd.user,
+        ws.remote.display().to_string().trim_start_matches('/')
+    );
+    let remote = |p: &str| format!("{}@127.0.0.1:{p}", sshd.user);
+    scp(local.as_os_str(), remote(&tilde).as_ref());
+    assert_eq!(
+        fs::read(ws.remote.join("up.bin")).expect("uploaded file in the start directory"),
+        data
+    );
+    let back = ws.local.join("back.bin");
+    scp(remote(&tilde).as_ref(), back.as_os_str());
+    assert_eq!(fs::read(&back).expect("downloaded file"), data);
+    // Both sessions asked the server to expand the path.
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let want = format!(
+        "expand \"{}/{ups}{}/up.bin\"",
+        home.display(),
+        ws.remote.display().to_string().trim_start_matches('/')
+    );
+    assert_eq!(
+        text.matches(&want).count(),
+        2,
+        "two {want:?} lines in the server's log:\n{text}"
+    );
+}
