@@ -172,7 +172,8 @@ fn open_root(dir: &std::ffi::OsStr) -> Result<Paths, String> {
             sftp_server::status::strerror(e)
         )
     })?;
-    let real = std::fs::canonicalize(dir).map_err(|e| format!("root directory \"{shown}\": {e}"))?;
+    let real =
+        std::fs::canonicalize(dir).map_err(|e| format!("root directory \"{shown}\": {e}"))?;
     let (paths, openat2) = Paths::confined(fd, real);
     if !openat2 {
         logit!(

@@ -97,9 +97,12 @@ impl Target<'_> {
             Kind::Open if follow => {
                 fchmodat(self.dir(), self.path(), mode, FchmodatFlags::FollowSymlink)
             }
-            Kind::Open | Kind::Name => {
-                fchmodat(self.dir(), self.path(), mode, FchmodatFlags::NoFollowSymlink)
-            }
+            Kind::Open | Kind::Name => fchmodat(
+                self.dir(),
+                self.path(),
+                mode,
+                FchmodatFlags::NoFollowSymlink,
+            ),
             Kind::Resolved => {
                 // fchmodat2(2) (Linux 6.6) takes AT_EMPTY_PATH; fchmod(2) refuses an
                 // O_PATH descriptor. Before 6.6, the descriptor's /proc link names
@@ -666,14 +669,17 @@ mod tests {
 
     impl Tree {
         fn new(tag: &str) -> Tree {
-            let top = std::env::temp_dir().join(format!(
-                "sftp-server-paths-{tag}-{}",
-                std::process::id()
-            ));
+            let top = std::env::temp_dir()
+                .join(format!("sftp-server-paths-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&top);
             let root = top.join("root");
             let outside = top.join("outside");
-            for d in [&root, &outside, &root.join("dir/sub"), &outside.join("odir")] {
+            for d in [
+                &root,
+                &outside,
+                &root.join("dir/sub"),
+                &outside.join("odir"),
+            ] {
                 std::fs::create_dir_all(d).unwrap();
             }
             std::fs::write(root.join("file"), b"inside").unwrap();
@@ -792,6 +798,63 @@ mod tests {
             assert_eq!(excl.map(drop), Err(Errno::EEXIST));
         }
         assert!(!t.top.join("outside/new").exists());
+    }
+
+    /// Another thread exchanges a directory inside with a symlink to the outside
+    /// while names below it are opened: whatever is reached is inside.
+    #[test]
+    fn resolution_survives_symlink_swaps() {
+        let t = Tree::new("race");
+        let (swap, other) = (t.root().join("swap"), t.root().join("other"));
+        std::fs::create_dir(&swap).unwrap();
+        std::fs::write(swap.join("secret"), b"inside").unwrap();
+        symlink(t.top.join("outside"), &other).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    nix::fcntl::renameat2(
+                        AT_FDCWD,
+                        &swap,
+                        AT_FDCWD,
+                        &other,
+                        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                    )
+                    .unwrap();
+                }
+            })
+        };
+        let secret = t.top.join("outside/secret");
+        let mode_before = std::fs::metadata(&secret).unwrap().mode();
+        let start = std::time::Instant::now();
+        let mut reached = [0, 0];
+        for (i, walk) in [false, true].into_iter().enumerate() {
+            let p = t.paths(walk);
+            while start.elapsed() < std::time::Duration::from_millis(400 * (i as u64 + 1)) {
+                if let Ok(data) = read(&p, b"swap/secret") {
+                    assert_eq!(data, b"inside");
+                    reached[i] += 1;
+                }
+                let _ = p.open(
+                    b"/swap/new",
+                    OFlag::O_WRONLY | OFlag::O_CREAT,
+                    Mode::from_bits_truncate(0o600),
+                );
+                if let Ok(t) = p.resolve(b"swap/secret") {
+                    let _ = t.chmod(Mode::from_bits_truncate(0o600), false);
+                }
+                if let Ok(t) = p.resolve_follow(b"swap/secret") {
+                    let _ = t.chmod(Mode::from_bits_truncate(0o640), true);
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().unwrap();
+        assert!(reached[0] > 0 && reached[1] > 0, "{reached:?}");
+        let outside = t.top.join("outside");
+        assert!(!outside.join("new").exists());
+        assert_eq!(std::fs::metadata(&secret).unwrap().mode(), mode_before);
     }
 
     #[test]

@@ -113,12 +113,7 @@ fn report(what: &str, r: nix::Result<()>) -> bool {
     match r {
         Ok(()) => true,
         Err(e) => {
-            logit!(
-                Error,
-                "sandbox: {}: {}",
-                what,
-                crate::status::strerror(e)
-            );
+            logit!(Error, "sandbox: {}: {}", what, crate::status::strerror(e));
             false
         }
     }

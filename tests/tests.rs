@@ -8,6 +8,7 @@ mod support;
 
 mod admin;
 mod batch;
+mod confine;
 mod ext;
 mod faults;
 mod manpage;
