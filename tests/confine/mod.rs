@@ -1513,3 +1513,75 @@ exec "$@""#;
         assert!(text.contains(want), "{want:?} not in syslog:\n{text}");
     }
 }
+
+/// The README's recipes: `ncat -lk -e "sftp-server --root DIR -R"` and socat's
+/// `EXEC:"sftp-server --root DIR"`, reached with `sftp -D "ncat 127.0.0.1 PORT"`. The
+/// read-only share serves downloads and refuses uploads; the read-write one takes
+/// them; both show DIR as `/`.
+#[test]
+fn confine_ncat_and_socat_recipes() {
+    use crate::support::procs::{Daemon, start_on_free_port, tcp_connectable};
+    if !ours_only() {
+        return;
+    }
+    let f = Fixture::new("confine-ncat");
+    let (local, ctl) = (f.top().join("local"), f.top().join("ctl"));
+    fs::create_dir(&local).unwrap();
+    fs::create_dir(&ctl).unwrap();
+    fs::write(local.join("upload.txt"), b"uploaded").unwrap();
+    let bin = server_bin();
+    let (bin, root) = (bin.to_str().unwrap(), f.root.to_str().unwrap());
+    assert!(
+        !bin.contains(' ') && !root.contains(' '),
+        "ncat -e splits on spaces"
+    );
+    let exec = format!("{bin} --root {root}");
+    let before = f.outside_snapshot();
+    for (listener, read_only) in [("ncat", true), ("socat", false)] {
+        let command = if read_only {
+            format!("{exec} -R")
+        } else {
+            exec.clone()
+        };
+        let (_daemon, port) = start_on_free_port(
+            listener,
+            |port| {
+                let mut cmd = Command::new(listener);
+                if listener == "ncat" {
+                    cmd.args(["-lk", "-e", &command, "127.0.0.1", &port.to_string()]);
+                } else {
+                    cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+                        .arg(format!("EXEC:{command}"));
+                }
+                Daemon::spawn(
+                    listener,
+                    cmd.current_dir(f.top()),
+                    &ctl.join(format!("{listener}.log")),
+                )
+            },
+            |_, port| tcp_connectable(port),
+        );
+        let put = if read_only { "-put" } else { "put" };
+        let batch = Batch::new()
+            .cmd("pwd")
+            .cmd("get /inside.txt")
+            .cmd(format!("{put} upload.txt {listener}.txt"))
+            .cmd("-get ../outside/secret stolen");
+        let run = SftpClient::new(&local, &ctl)
+            .arg("-D")
+            .arg(format!("ncat 127.0.0.1 {port}"))
+            .run(&batch)
+            .ok();
+        assert_eq!(
+            run.output_of("pwd"),
+            "Remote working directory: /\n",
+            "{run}"
+        );
+        assert_eq!(fs::read(local.join("inside.txt")).unwrap(), INSIDE);
+        let uploaded = f.root.join(format!("{listener}.txt"));
+        assert_eq!(uploaded.exists(), !read_only, "{run}");
+        assert!(!local.join("stolen").exists(), "{run}");
+        fs::remove_file(local.join("inside.txt")).unwrap();
+    }
+    assert_eq!(f.outside_snapshot(), before, "nothing outside changed");
+}
