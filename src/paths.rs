@@ -118,12 +118,7 @@ impl Target<'_> {
                     )
                 };
                 match Errno::result(r) {
-                    Err(Errno::ENOSYS | Errno::EINVAL) => fchmodat(
-                        AT_FDCWD,
-                        proc_fd(self.dir()).as_str(),
-                        mode,
-                        FchmodatFlags::FollowSymlink,
-                    ),
+                    Err(Errno::ENOSYS | Errno::EINVAL) => chmod_by_proc(self.dir(), mode),
                     r => r.map(drop),
                 }
             }
@@ -171,13 +166,7 @@ impl Target<'_> {
                 };
                 match Errno::result(r) {
                     // AT_EMPTY_PATH in utimensat is Linux 5.8.
-                    Err(Errno::EINVAL | Errno::ENOENT) => utimensat(
-                        AT_FDCWD,
-                        proc_fd(self.dir()).as_str(),
-                        atime,
-                        mtime,
-                        UtimensatFlags::FollowSymlink,
-                    ),
+                    Err(Errno::EINVAL | Errno::ENOENT) => times_by_proc(self.dir(), atime, mtime),
                     r => r.map(drop),
                 }
             }
@@ -185,9 +174,31 @@ impl Target<'_> {
     }
 }
 
-/// The /proc path of one of our descriptors.
+/// The /proc path of one of our descriptors: a magic link to the very file the
+/// descriptor holds, resolved already.
 fn proc_fd(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// chmod(2) of the file an `O_PATH` descriptor holds, before fchmodat2.
+fn chmod_by_proc(fd: BorrowedFd<'_>, mode: Mode) -> nix::Result<()> {
+    fchmodat(
+        AT_FDCWD,
+        proc_fd(fd).as_str(),
+        mode,
+        FchmodatFlags::FollowSymlink,
+    )
+}
+
+/// utimensat(2) of the file an `O_PATH` descriptor holds, before Linux 5.8.
+fn times_by_proc(fd: BorrowedFd<'_>, atime: &TimeSpec, mtime: &TimeSpec) -> nix::Result<()> {
+    utimensat(
+        AT_FDCWD,
+        proc_fd(fd).as_str(),
+        atime,
+        mtime,
+        UtimensatFlags::FollowSymlink,
+    )
 }
 
 /// The confinement: the root directory and where the session starts in it.
@@ -855,6 +866,27 @@ mod tests {
         let outside = t.top.join("outside");
         assert!(!outside.join("new").exists());
         assert_eq!(std::fs::metadata(&secret).unwrap().mode(), mode_before);
+    }
+
+    /// The fallbacks for kernels without fchmodat2 or utimensat's AT_EMPTY_PATH act
+    /// on the file an O_PATH descriptor holds, even through a symlink's name.
+    #[test]
+    fn proc_fallbacks_act_on_the_descriptor() {
+        let t = Tree::new("proc");
+        let p = t.paths(false);
+        std::fs::remove_file(t.root().join("dangling")).unwrap();
+        symlink("/file", t.root().join("dangling")).unwrap();
+        let target = p.resolve_follow(b"dangling").unwrap();
+        chmod_by_proc(target.dir(), Mode::from_bits_truncate(0o604)).unwrap();
+        let (a, m) = (TimeSpec::new(5, 0), TimeSpec::new(6, 0));
+        times_by_proc(target.dir(), &a, &m).unwrap();
+        let md = std::fs::metadata(t.root().join("file")).unwrap();
+        assert_eq!((md.mode() & 0o777, md.mtime()), (0o604, 6));
+        // The same through the descriptor calls used first.
+        target.chmod(Mode::from_bits_truncate(0o640), true).unwrap();
+        target.set_times(&m, &a, true).unwrap();
+        let md = std::fs::metadata(t.root().join("file")).unwrap();
+        assert_eq!((md.mode() & 0o777, md.mtime()), (0o640, 5));
     }
 
     #[test]

@@ -1324,6 +1324,19 @@ fn confine_unprivileged_user() {
     s.write(b"mine", b"by nobody").unwrap();
     assert_eq!(fs::metadata(f.root.join("mine")).unwrap().uid(), 65534);
     assert_eq!(s.read(b"/mine").as_deref(), Ok(&b"by nobody"[..]));
+    // setstat and lsetstat work under the sandbox for the file's owner.
+    let chmod = |mode| Attrs::none().with_permissions(mode).with_times(7, 7);
+    assert_eq!(
+        s.status(Request::Setstat {
+            path: b"mine",
+            attrs: chmod(0o640)
+        }),
+        SSH_FX_OK
+    );
+    let data = Buf::new().str(b"mine").attrs(&chmod(0o604)).into_vec();
+    assert_eq!(code(&s.ext("lsetstat@openssh.com", &data)), SSH_FX_OK);
+    let md = fs::metadata(f.root.join("mine")).unwrap();
+    assert_eq!((md.mode() & 0o777, md.mtime()), (0o604, 7));
     for p in [
         &f.out("new")[..],
         b"../outside/new",
