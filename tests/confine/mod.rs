@@ -1474,15 +1474,15 @@ fn confine_sftp_client() {
 }
 
 /// Syslog still works under the sandbox: /dev/log lies outside the root. The server
-/// runs in a private mount namespace whose /dev/log is the test's socket.
+/// runs in a private mount namespace whose /dev/log is the test's socket. At level
+/// INFO the first line goes out before the sandbox; at the default level ERROR the
+/// first connection to /dev/log is made from inside it.
 #[test]
 fn confine_syslog_under_the_sandbox() {
     if !ours_only() {
         return;
     }
     let f = Fixture::new("confine-syslog");
-    let sock_path = f.top().join("log.sock");
-    let log = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     let olddev = f.top().join("olddev");
     fs::create_dir(&olddev).unwrap();
     const PRIVATE_DEV_LOG: &str = r#"set -e
@@ -1492,45 +1492,62 @@ mount -t tmpfs -o mode=755 tmpfs /dev
 for e in "$olddev"/*; do ln -s "$e" /dev/; done
 ln -s "$sock" /dev/log
 exec "$@""#;
-    let bin = server_bin();
-    let args = [
-        "--mount",
-        "sh",
-        "-c",
-        PRIVATE_DEV_LOG,
-        "sh",
-        olddev.to_str().unwrap(),
-        sock_path.to_str().unwrap(),
-        bin.to_str().unwrap(),
-        "--root",
-        f.root.to_str().unwrap(),
-        "-l",
-        "INFO",
-    ];
-    let mut s = Conn::start(Server::spawn_with(
-        Path::new("unshare"),
-        f.top(),
-        &args,
-        Stdio::inherit(),
-    ));
-    assert_eq!(s.read(b"missing"), Err(SSH_FX_NO_SUCH_FILE));
-    assert_eq!(s.read(b"inside.txt").as_deref(), Ok(INSIDE));
-    s.finish();
-    log.set_nonblocking(true).unwrap();
-    let mut lines = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    while let Ok(n) = log.recv(&mut buf) {
-        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    let text = lines.join("\n");
-    for want in [
-        "session opened for local user",
-        "open \"missing\" flags READ mode 0666",
-        "sent status No such file",
-        "close \"inside.txt\" bytes read 14 written 0",
-        "session closed for local user",
-    ] {
-        assert!(text.contains(want), "{want:?} not in syslog:\n{text}");
+    for level in ["INFO", "ERROR"] {
+        let sock_path = f.top().join(format!("log-{level}.sock"));
+        let log = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+        let bin = server_bin();
+        let args = [
+            "--mount",
+            "sh",
+            "-c",
+            PRIVATE_DEV_LOG,
+            "sh",
+            olddev.to_str().unwrap(),
+            sock_path.to_str().unwrap(),
+            bin.to_str().unwrap(),
+            "--root",
+            f.root.to_str().unwrap(),
+            "-l",
+            level,
+        ];
+        let mut s = Conn::start(Server::spawn_with(
+            Path::new("unshare"),
+            f.top(),
+            &args,
+            Stdio::inherit(),
+        ));
+        assert_eq!(s.read(b"missing"), Err(SSH_FX_NO_SUCH_FILE));
+        assert_eq!(s.read(b"inside.txt").as_deref(), Ok(INSIDE));
+        assert_eq!(
+            code(&s.ext("bogus@example.com", b"")),
+            SSH_FX_OP_UNSUPPORTED
+        );
+        s.finish();
+        log.set_nonblocking(true).unwrap();
+        let mut lines = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = log.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let text = lines.join("\n");
+        let mut wanted = vec!["Unknown extended request \"bogus@example.com\""];
+        if level == "INFO" {
+            wanted.extend([
+                "session opened for local user",
+                "open \"missing\" flags READ mode 0666",
+                "sent status No such file",
+                "close \"inside.txt\" bytes read 14 written 0",
+                "session closed for local user",
+            ]);
+        } else {
+            assert_eq!(lines.len(), 1, "{text}");
+        }
+        for want in wanted {
+            assert!(
+                text.contains(want),
+                "{level}: {want:?} not in syslog:\n{text}"
+            );
+        }
     }
 }
 
