@@ -58,12 +58,27 @@ pub struct Options {
     pub umask: Option<u32>,
     /// Problems OpenSSH sends to syslog and then carries on.
     pub warnings: Vec<String>,
+    /// `--root`: the directory the client sees as `/`.
+    pub root: Option<OsString>,
+    /// `--sandbox` / `--no-sandbox`, the last one given; unset means on with `--root`
+    /// and off without it.
+    pub sandbox: Option<bool>,
+}
+
+impl Options {
+    /// Whether the process sandboxes itself after start-up.
+    pub fn sandboxed(&self) -> bool {
+        self.sandbox.unwrap_or(self.root.is_some())
+    }
 }
 
 /// Short options as getopt(3) sees them: a `:` follows those that take a value.
 const OPTSTRING: &[u8] = b"cd:ef:hl:P:p:Q:Ru:";
 /// Long options (ours only) that take a value.
-const LONG_WITH_VALUE: &[&str] = &[];
+const LONG_WITH_VALUE: &[&str] = &["root"];
+/// Every long option, as `--name` takes it: the manual page test checks each is
+/// documented.
+pub const LONG_OPTIONS: &[&str] = &["no-sandbox", "root", "sandbox", "version"];
 
 fn command() -> Command {
     // As getopt: a value may start with '-', and a repeated option's last value wins.
@@ -94,6 +109,26 @@ fn command() -> Command {
             Arg::new("version")
                 .long("version")
                 .action(ArgAction::SetTrue),
+        )
+        .arg(
+            Arg::new("root")
+                .long("root")
+                .num_args(1)
+                .allow_hyphen_values(true)
+                .value_parser(clap::value_parser!(OsString))
+                .action(ArgAction::Append),
+        )
+        .arg(
+            Arg::new("sandbox")
+                .long("sandbox")
+                .action(ArgAction::SetTrue)
+                .overrides_with("no_sandbox"),
+        )
+        .arg(
+            Arg::new("no_sandbox")
+                .long("no-sandbox")
+                .action(ArgAction::SetTrue)
+                .overrides_with("sandbox"),
         )
 }
 
@@ -261,6 +296,20 @@ where
         allowed: last("allowed").map(|l| OpSet::from_list(&l)),
         ..Config::default()
     };
+    let root = m
+        .get_many::<OsString>("root")
+        .and_then(|mut v| v.next_back())
+        .cloned();
+    if root.as_ref().is_some_and(|r| r.is_empty()) {
+        return fatal(255, Level::Fatal, "Invalid root directory \"\"".into());
+    }
+    let sandbox = if m.get_flag("sandbox") {
+        Some(true)
+    } else if m.get_flag("no_sandbox") {
+        Some(false)
+    } else {
+        None
+    };
     Action::Serve(Options {
         config,
         log_level,
@@ -269,6 +318,8 @@ where
         start_dir: last("start_directory"),
         umask,
         warnings,
+        root,
+        sandbox,
     })
 }
 
@@ -317,6 +368,49 @@ mod tests {
             run(&["-lINFO", "-ce", "-l", "bogus"]),
             Action::Serve(_)
         ));
+    }
+
+    #[test]
+    fn long_options() {
+        let Action::Serve(o) = run(&["--root", "/srv", "-R"]) else {
+            panic!()
+        };
+        assert_eq!(o.root.as_deref(), Some(std::ffi::OsStr::new("/srv")));
+        assert!(o.sandboxed() && o.config.read_only);
+        let Action::Serve(o) = run(&["--root=/a", "--root", "-b", "--no-sandbox"]) else {
+            panic!()
+        };
+        assert_eq!(o.root.as_deref(), Some(std::ffi::OsStr::new("-b")));
+        assert!(!o.sandboxed());
+        let Action::Serve(o) = run(&["--no-sandbox", "--sandbox"]) else {
+            panic!()
+        };
+        assert!(o.root.is_none() && o.sandboxed());
+        let Action::Serve(o) = run(&["--sandbox", "--no-sandbox"]) else {
+            panic!()
+        };
+        assert!(!o.sandboxed());
+        let Action::Serve(o) = run(&[]) else { panic!() };
+        assert!(!o.sandboxed());
+        assert!(matches!(run(&["--root"]), Action::Usage(_)));
+        assert!(matches!(run(&["--root", ""]), Action::Fatal { .. }));
+        assert!(matches!(run(&["--rooot", "x"]), Action::Usage(_)));
+        // An operand ends the options, long ones too.
+        let Action::Serve(o) = run(&["operand", "--root", "/x"]) else {
+            panic!()
+        };
+        assert!(o.root.is_none());
+        for name in LONG_OPTIONS {
+            let arg = format!("--{name}");
+            let mut args = vec![arg.as_str()];
+            if LONG_WITH_VALUE.contains(name) {
+                args.push("/");
+            }
+            assert!(
+                !matches!(run(&args), Action::Usage(_)),
+                "{arg} is not accepted"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! stdin, [`server::Session`] decodes each ([`wire`]), checks it against the policy
 //! ([`config`], [`requests`]) and hands it to one operation in [`ops`], which works
 //! on paths through [`paths`] and on open files through [`handles`]; replies are
-//! encoded into one buffer and written to stdout in one call per batch.
+//! encoded into one buffer and written to stdout in one call per batch. With
+//! `--root`, [`paths`] confines every path to one directory and [`sandbox`] has the
+//! kernel enforce it.
 
 pub mod cli;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod output;
 pub mod paths;
 pub mod peer;
 pub mod requests;
+pub mod sandbox;
 pub mod server;
 pub mod status;
 pub mod trace;

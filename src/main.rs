@@ -1,11 +1,12 @@
 //! The `sftp-server` binary: flags to settings, process set-up (umask, logging,
-//! signals, start directory), then the session on stdin and stdout.
+//! signals, root and start directory, sandbox), then the session on stdin and stdout.
 
 use sftp_server::cli::{self, Action, Options};
 use sftp_server::event_loop::{self, Peer};
 use sftp_server::logging::{self, Destination, Level};
+use sftp_server::paths::Paths;
 use sftp_server::server::Session;
-use sftp_server::{logit, longname, peer};
+use sftp_server::{logit, longname, peer, sandbox};
 use std::io::Write;
 use std::os::fd::AsFd;
 
@@ -73,6 +74,14 @@ fn serve(opts: Options) -> i32 {
         Destination::Syslog(opts.facility)
     };
     logging::init(opts.log_level, dest);
+    let mut paths = match opts.root.as_deref().map(open_root) {
+        None => Paths::new(),
+        Some(Ok(paths)) => paths,
+        Some(Err(message)) => {
+            logit!(Fatal, "{}", message);
+            return 255;
+        }
+    };
     // A write past RLIMIT_FSIZE must fail with EFBIG, not kill the session.
     // SAFETY: SIG_IGN installs no handler code.
     unsafe {
@@ -108,7 +117,12 @@ fn serve(opts: Options) -> i32 {
         client
     );
     if let Some(dir) = &start_dir {
-        if let Err(e) = nix::unistd::chdir(dir.as_str()) {
+        // Confined, the start directory is taken inside the root.
+        let r = match paths.root_fd() {
+            None => nix::unistd::chdir(dir.as_str()),
+            Some(_) => paths.set_start(dir.as_bytes()),
+        };
+        if let Err(e) = r {
             logit!(
                 Error,
                 "chdir to \"{}\" failed: {}",
@@ -117,7 +131,15 @@ fn serve(opts: Options) -> i32 {
             );
         }
     }
+    if let Some(root) = paths.root_fd() {
+        // Nothing outside stays the working directory.
+        let _ = nix::unistd::fchdir(root);
+    }
+    if opts.sandboxed() {
+        sandbox::apply(paths.root_fd(), opts.config.read_only);
+    }
     let mut session = Session::new(opts.config);
+    session.paths = paths;
     let peer = Peer {
         client: &client,
         user: &user.name,
@@ -132,6 +154,35 @@ fn serve(opts: Options) -> i32 {
     session.close_all();
     closed(&client);
     code
+}
+
+/// `--root`: the directory opened once, and paths confined to it.
+fn open_root(dir: &std::ffi::OsStr) -> Result<Paths, String> {
+    use nix::fcntl::{AT_FDCWD, OFlag, openat};
+    let shown = dir.to_string_lossy();
+    let fd = openat(
+        AT_FDCWD,
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| {
+        format!(
+            "root directory \"{}\": {}",
+            shown,
+            sftp_server::status::strerror(e)
+        )
+    })?;
+    let real =
+        std::fs::canonicalize(dir).map_err(|e| format!("root directory \"{shown}\": {e}"))?;
+    let (paths, openat2) = Paths::confined(fd, real);
+    if !openat2 {
+        logit!(
+            Info,
+            "openat2 is not available: paths are resolved one component at a time"
+        );
+    }
+    Ok(paths)
 }
 
 /// `-d`'s expansions as OpenSSH applies them: a leading `~` or `~user` first, then

@@ -11,6 +11,7 @@ mod support;
 
 mod admin;
 mod batch;
+mod confine;
 mod ext;
 mod faults;
 mod fuzz_regressions;

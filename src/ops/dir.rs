@@ -11,7 +11,7 @@ use crate::status::Status;
 use crate::wire::*;
 use nix::dir::Dir;
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, fstatat};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -28,11 +28,9 @@ pub fn opendir(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult
     if s.handles.is_full() {
         return Err(Errno::EMFILE.into());
     }
-    let t = s.paths.resolve(path)?;
-    let fd = openat(
-        t.dir(),
-        t.path(),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+    let fd = s.paths.open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK,
         Mode::empty(),
     )?;
     let dir = Dir::from_fd(fd)?;
@@ -49,7 +47,12 @@ pub fn opendir(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult
 /// entry itself, not a symlink's target) and its `ls -l` long name. Entries that
 /// vanish between the listing and the stat are skipped. EOF once the listing is done.
 pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResult {
-    let Session { handles, names, .. } = s;
+    let Session {
+        handles,
+        names,
+        paths,
+        ..
+    } = s;
     let Some(Handle {
         object: Object::Dir { entries },
         ..
@@ -74,7 +77,13 @@ pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResu
         // SAFETY: the descriptor belongs to `entries`, which outlives this borrow.
         let dirfd = unsafe { BorrowedFd::borrow_raw(entries.as_raw_fd()) };
         let name = entry.file_name().to_bytes();
-        let Ok(st) = fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+        // `..` of the root is the root itself when confined.
+        let st = if name == b".." {
+            paths.stat_dotdot(dirfd)
+        } else {
+            fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        };
+        let Ok(st) = st else {
             continue;
         };
         list.push(

@@ -9,7 +9,7 @@ use crate::server::Session;
 use crate::status::Status;
 use crate::wire::*;
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{self, Mode, fchmod, futimens};
 use nix::unistd::{fchown, ftruncate};
 use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
@@ -87,13 +87,11 @@ pub fn open(
         // The file may change: READ data still on its way must be delivered first.
         out.settle()?;
     }
-    let target = s.paths.resolve(filename)?;
     // Non-blocking, so that a FIFO or a device never stalls the whole session; it
     // changes nothing for regular files.
-    let fd = openat(
-        target.dir(),
-        target.path(),
-        flags | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+    let fd = s.paths.open(
+        filename,
+        flags | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
         Mode::from_bits_truncate(mode & 0o7777),
     )?;
     let append = flags.contains(OFlag::O_APPEND);

@@ -10,7 +10,6 @@ use crate::status::Status;
 use crate::wire::*;
 use bytes::BufMut;
 use nix::unistd::{Gid, Group, Uid, User};
-use std::os::unix::ffi::OsStrExt;
 
 /// limits@openssh.com: what this server really accepts.
 pub fn limits(s: &mut Session, out: &mut Out, id: u32) -> OpResult {
@@ -42,9 +41,10 @@ pub fn expand_path(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpRe
             None => (rest, &b""[..]),
         };
         // A bare `~` is the session's start directory (where `-d` put it), as in
-        // OpenSSH; `~user` is that user's home.
+        // OpenSSH; `~user` is that user's home (confined: where it is inside the
+        // root, or `/`).
         let mut p = if user.is_empty() {
-            nix::unistd::getcwd()?.as_os_str().as_bytes().to_vec()
+            s.paths.cwd()?
         } else {
             let pw = std::str::from_utf8(user)
                 .ok()
@@ -56,7 +56,7 @@ pub fn expand_path(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpRe
                     "no such user",
                 ));
             };
-            pw.dir.as_os_str().as_bytes().to_vec()
+            s.paths.home(&pw.dir)
         };
         if !tail.is_empty() {
             if !p.ends_with(b"/") {
@@ -71,8 +71,10 @@ pub fn expand_path(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpRe
     let shown = if expanded.starts_with(b"/") || expanded == b"." {
         expanded.clone()
     } else {
-        let mut cwd = nix::unistd::getcwd()?.as_os_str().as_bytes().to_vec();
-        cwd.push(b'/');
+        let mut cwd = s.paths.cwd()?;
+        if !cwd.ends_with(b"/") {
+            cwd.push(b'/');
+        }
         cwd.extend_from_slice(&expanded);
         cwd
     };
@@ -82,8 +84,9 @@ pub fn expand_path(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpRe
     Ok(())
 }
 
-/// home-directory: the named user's home directory.
-pub fn home_directory(_s: &mut Session, out: &mut Out, id: u32, username: &[u8]) -> OpResult {
+/// home-directory: the named user's home directory (confined: where it is inside the
+/// root, or `/`).
+pub fn home_directory(s: &mut Session, out: &mut Out, id: u32, username: &[u8]) -> OpResult {
     let user = std::str::from_utf8(username)
         .ok()
         .filter(|u| !u.is_empty())
@@ -91,9 +94,9 @@ pub fn home_directory(_s: &mut Session, out: &mut Out, id: u32, username: &[u8])
     let Some(user) = user else {
         return Err(Status::FAILURE);
     };
-    let home = user.dir.as_os_str().as_bytes();
-    logit!(Verbose, "home-directory \"{}\"", Bytes(home));
-    send_path(out, id, home);
+    let home = s.paths.home(&user.dir);
+    logit!(Verbose, "home-directory \"{}\"", Bytes(&home));
+    send_path(out, id, &home);
     Ok(())
 }
 

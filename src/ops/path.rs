@@ -9,14 +9,10 @@ use crate::server::Session;
 use crate::status::Status;
 use crate::wire::*;
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, readlinkat, renameat, renameat2};
-use nix::sys::stat::{
-    FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmodat, fstatat, mkdirat, utimensat,
-};
+use nix::fcntl::{OFlag, RenameFlags, readlinkat, renameat, renameat2};
+use nix::sys::stat::{Mode, SFlag, mkdirat};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{
-    Gid, LinkatFlags, Uid, UnlinkatFlags, fchownat, ftruncate, linkat, symlinkat, unlinkat,
-};
+use nix::unistd::{Gid, LinkatFlags, Uid, UnlinkatFlags, ftruncate, linkat, symlinkat, unlinkat};
 use std::os::unix::ffi::OsStrExt;
 
 pub fn stat(s: &mut Session, out: &mut Out, id: u32, path: &[u8], follow: bool) -> OpResult {
@@ -26,13 +22,12 @@ pub fn stat(s: &mut Session, out: &mut Out, id: u32, path: &[u8], follow: bool) 
         if follow { "" } else { "l" },
         Bytes(path)
     );
-    let t = s.paths.resolve(path)?;
-    let flags = if follow {
-        AtFlags::empty()
+    let t = if follow {
+        s.paths.resolve_follow(path)?
     } else {
-        AtFlags::AT_SYMLINK_NOFOLLOW
+        s.paths.resolve(path)?
     };
-    let st = fstatat(t.dir(), t.path(), flags)?;
+    let st = t.stat(follow)?;
     out.attrs(id, &Attrs::from_stat(&st));
     Ok(())
 }
@@ -92,30 +87,22 @@ pub fn setstat(s: &mut Session, out: &mut Out, path: &[u8], attrs: &Attrs) -> Op
         // Truncation may zero part of a page READ data still on its way refers to.
         out.settle()?;
     }
-    let t = s.paths.resolve(path)?;
+    let t = s.paths.resolve_follow(path)?;
+    let paths = &s.paths;
     apply_attrs(path, attrs, |change| match change {
         // truncate(2) has no *at form: open for writing and truncate the descriptor,
         // which asks the same permission.
         Change::Size(size) => {
-            let fd = openat(
-                t.dir(),
-                t.path(),
-                OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+            let fd = paths.open(
+                path,
+                OFlag::O_WRONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
                 Mode::empty(),
             )?;
             ftruncate(&fd, size)
         }
-        Change::Mode(mode) => fchmodat(t.dir(), t.path(), mode, FchmodatFlags::FollowSymlink),
-        Change::Times(atime, mtime) => utimensat(
-            t.dir(),
-            t.path(),
-            &atime,
-            &mtime,
-            UtimensatFlags::FollowSymlink,
-        ),
-        Change::Owner(uid, gid) => {
-            fchownat(t.dir(), t.path(), Some(uid), Some(gid), AtFlags::empty())
-        }
+        Change::Mode(mode) => t.chmod(mode, true),
+        Change::Times(atime, mtime) => t.set_times(&atime, &mtime, true),
+        Change::Owner(uid, gid) => t.chown(uid, gid, true),
     })
 }
 
@@ -178,7 +165,7 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         // unlink for regular files (atomic against an existing target), a check then
         // a rename for anything else.
         Err(Errno::EINVAL) => {
-            let st = fstatat(from.dir(), from.path(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            let st = from.stat(false)?;
             if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG {
                 match linkat(
                     from.dir(),
@@ -200,7 +187,7 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
                     Err(e) => return Err(e.into()),
                 }
             }
-            if fstatat(to.dir(), to.path(), AtFlags::empty()).is_ok() {
+            if to.stat(true).is_ok() {
                 return Err(Errno::EEXIST.into());
             }
             renameat(from.dir(), from.path(), to.dir(), to.path())?;
@@ -275,35 +262,17 @@ pub fn lsetstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
     let t = s.paths.resolve(path)?;
     apply_attrs(path, attrs, |change| match change {
         Change::Size(_) => Err(Errno::EINVAL),
-        Change::Mode(mode) => fchmodat(t.dir(), t.path(), mode, FchmodatFlags::NoFollowSymlink),
-        Change::Times(atime, mtime) => utimensat(
-            t.dir(),
-            t.path(),
-            &atime,
-            &mtime,
-            UtimensatFlags::NoFollowSymlink,
-        ),
-        Change::Owner(uid, gid) => fchownat(
-            t.dir(),
-            t.path(),
-            Some(uid),
-            Some(gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        ),
+        Change::Mode(mode) => t.chmod(mode, false),
+        Change::Times(atime, mtime) => t.set_times(&atime, &mtime, false),
+        Change::Owner(uid, gid) => t.chown(uid, gid, false),
     })
 }
 
 pub fn statvfs(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
     logit!(Info, "statvfs \"{}\"", Bytes(path));
-    let t = s.paths.resolve(path)?;
     // statvfs(3) has no *at form; an O_PATH descriptor names the file without
     // opening it for anything.
-    let fd = openat(
-        t.dir(),
-        t.path(),
-        OFlag::O_PATH | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let fd = s.paths.open(path, OFlag::O_PATH, Mode::empty())?;
     let st = nix::sys::statvfs::fstatvfs(&fd)?;
     send_statvfs(out, id, &st);
     Ok(())

@@ -5,7 +5,9 @@
 //! The binary's options come from the binary itself: the usage text it prints for
 //! `-h`, plus a probe of every option letter (an option the parser does not know is
 //! answered with exactly that usage text and status 1; any other answer means the
-//! parser took it).
+//! parser took it). Long options are not in OpenSSH's usage text: their names come
+//! from the list the parser is built from (`cli::LONG_OPTIONS`), each probed the same
+//! way, and an unknown long option must be refused.
 
 use crate::support::{server_bin, testing_openssh, wait_bounded};
 use std::collections::{BTreeMap, BTreeSet};
@@ -174,7 +176,17 @@ fn options_match_the_binary() {
         "--version prints the name and version: {:?}",
         version.stdout
     );
-    binary.insert("--version".to_string());
+    // Every long option, each of which the binary must take.
+    assert!(
+        !accepts("--no-such-option", &usage),
+        "an unknown long option looks accepted: the probe cannot tell options apart"
+    );
+    for name in sftp_server::cli::LONG_OPTIONS {
+        let flag = format!("--{name}");
+        assert!(accepts(&flag, &usage), "the binary refuses {flag}");
+        binary.insert(flag);
+    }
+    assert!(binary.contains("--version"));
 
     let page = page();
     let documented = page_flags(&page);
@@ -190,6 +202,17 @@ fn options_match_the_binary() {
         assert!(
             shown.contains_key(flag) || accepts(flag, &usage),
             "OPTIONS documents {flag}, which the binary does not accept"
+        );
+    }
+    // A long option takes an argument exactly when the page names one: such an
+    // option given last, without its value, is a usage error.
+    for (flag, argument) in documented.iter().filter(|(f, _)| f.starts_with("--")) {
+        let alone = run(&[flag.as_str()]);
+        let wants_value = alone.code == Some(1) && alone.stderr == usage;
+        assert_eq!(
+            argument.is_some(),
+            wants_value,
+            "{flag}: OPTIONS gives it the argument {argument:?}"
         );
     }
     // The options the usage shows take an argument exactly when the page says so,
