@@ -9,11 +9,11 @@
 //! says so with `if testing_openssh() { .. } else { .. }`.
 
 use crate::support::raw::*;
+use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -49,63 +49,8 @@ const MAX_PACKET: u64 = 262144;
 const MAX_READ: u64 = 261120;
 const MAX_WRITE: u64 = 261120;
 
-/// OpenSSH's fixed status message for each code.
-fn fixed_message(code: u32) -> &'static str {
-    match code {
-        SSH_FX_OK => "Success",
-        SSH_FX_EOF => "End of file",
-        SSH_FX_NO_SUCH_FILE => "No such file",
-        SSH_FX_PERMISSION_DENIED => "Permission denied",
-        SSH_FX_FAILURE => "Failure",
-        SSH_FX_BAD_MESSAGE => "Bad message",
-        SSH_FX_OP_UNSUPPORTED => "Operation unsupported",
-        _ => "Unknown error",
-    }
-}
-
-/// Asserts `reply` is a STATUS with `code` and OpenSSH's fixed message for it.
-#[track_caller]
-fn assert_status(reply: &Reply, code: u32) {
-    assert_status_msg(reply, code, fixed_message(code));
-}
-
-#[track_caller]
-fn assert_status_msg(reply: &Reply, code: u32, msg: &str) {
-    match reply {
-        Reply::Status {
-            code: c,
-            msg: m,
-            lang,
-            ..
-        } => {
-            assert_eq!(
-                (*c, String::from_utf8_lossy(m).as_ref()),
-                (code, msg),
-                "status code and message"
-            );
-            assert_eq!(lang, b"", "language tag");
-        }
-        other => panic!("expected status {code} ({msg}), got {other:?}"),
-    }
-}
-
-/// Asserts a FAILURE that came from an OS error: OpenSSH says "Failure", ours says the
-/// OS's own text for the error (`os_text`, e.g. "File exists").
-#[track_caller]
-fn assert_os_failure(reply: &Reply, os_text: &str) {
-    if testing_openssh() {
-        assert_status(reply, SSH_FX_FAILURE);
-    } else {
-        assert_status_msg(reply, SSH_FX_FAILURE, os_text);
-    }
-}
-
 fn text(b: Vec<u8>) -> String {
     String::from_utf8(b).expect("UTF-8 path")
-}
-
-fn bytes_of(p: &Path) -> Vec<u8> {
-    p.as_os_str().as_bytes().to_vec()
 }
 
 /// Request data made of strings, one after the other.

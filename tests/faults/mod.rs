@@ -13,6 +13,7 @@
 
 use crate::support::content::{assert_same_bytes, pseudo_random};
 use crate::support::raw::*;
+use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use nix::sys::resource::{Resource, setrlimit};
 use std::ffi::CString;
@@ -177,36 +178,6 @@ fn status_of(r: &Reply) -> (u32, String) {
         Reply::Status { code, msg, .. } => (*code, String::from_utf8_lossy(msg).into_owned()),
         other => panic!("expected a STATUS, got {other:?}"),
     }
-}
-
-/// Asserts a STATUS with `code` and the fixed text OpenSSH sends for it.
-#[track_caller]
-fn assert_status(r: &Reply, code: u32) {
-    let text = match code {
-        SSH_FX_OK => "Success",
-        SSH_FX_EOF => "End of file",
-        SSH_FX_NO_SUCH_FILE => "No such file",
-        SSH_FX_PERMISSION_DENIED => "Permission denied",
-        SSH_FX_FAILURE => "Failure",
-        _ => panic!("no fixed text for status {code}"),
-    };
-    assert_eq!(status_of(r), (code, text.to_string()), "{r:?}");
-}
-
-/// Asserts a FAILURE caused by an OS error: ours carries the OS's text for it
-/// (`os_text`), OpenSSH the fixed "Failure".
-#[track_caller]
-fn assert_os_failure(r: &Reply, os_text: &str) {
-    let text = if testing_openssh() {
-        "Failure"
-    } else {
-        os_text
-    };
-    assert_eq!(
-        status_of(r),
-        (SSH_FX_FAILURE, text.to_string()),
-        "expected FAILURE for {os_text:?}"
-    );
 }
 
 /// How the server's process ended, for messages.

@@ -7,6 +7,7 @@
 //! `if testing_openssh() { .. } else { .. }`.
 
 use crate::support::raw::*;
+use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use std::fs;
 use std::io::Read;
@@ -20,22 +21,6 @@ const MAX_READ: usize = 261120;
 /// The largest packet length a server accepts.
 const MAX_PACKET: u32 = 262144;
 
-/// OpenSSH's fixed status message for each code.
-fn fixed_message(code: u32) -> &'static str {
-    match code {
-        SSH_FX_OK => "Success",
-        SSH_FX_EOF => "End of file",
-        SSH_FX_NO_SUCH_FILE => "No such file",
-        SSH_FX_PERMISSION_DENIED => "Permission denied",
-        SSH_FX_FAILURE => "Failure",
-        SSH_FX_BAD_MESSAGE => "Bad message",
-        SSH_FX_NO_CONNECTION => "No connection",
-        SSH_FX_CONNECTION_LOST => "Connection lost",
-        SSH_FX_OP_UNSUPPORTED => "Operation unsupported",
-        _ => "Unknown error",
-    }
-}
-
 fn set_umask() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // The spawned server inherits it; 022 is also the usual default, so setting it
@@ -43,43 +28,6 @@ fn set_umask() {
     ONCE.call_once(|| {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     });
-}
-
-/// Asserts `reply` is a STATUS with `code` and OpenSSH's fixed message for it.
-#[track_caller]
-fn assert_status(reply: &Reply, code: u32) {
-    assert_status_msg(reply, code, fixed_message(code));
-}
-
-#[track_caller]
-fn assert_status_msg(reply: &Reply, code: u32, msg: &str) {
-    match reply {
-        Reply::Status {
-            code: c,
-            msg: m,
-            lang,
-            ..
-        } => {
-            assert_eq!(
-                (*c, String::from_utf8_lossy(m).as_ref()),
-                (code, msg),
-                "status code and message"
-            );
-            assert_eq!(lang, b"", "language tag");
-        }
-        other => panic!("expected status {code} ({msg}), got {other:?}"),
-    }
-}
-
-/// Asserts a FAILURE that came from an OS error: OpenSSH says "Failure", ours says the
-/// OS's own text for the error (`os_text`, e.g. "File exists").
-#[track_caller]
-fn assert_os_failure(reply: &Reply, os_text: &str) {
-    if testing_openssh() {
-        assert_status(reply, SSH_FX_FAILURE);
-    } else {
-        assert_status_msg(reply, SSH_FX_FAILURE, os_text);
-    }
 }
 
 /// The attributes a server reports for a file with metadata `m`.
@@ -111,11 +59,6 @@ fn set_mtime(path: &Path, secs: i64) {
 
 fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().mode() & 0o7777
-}
-
-fn bytes_of(p: &Path) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    p.as_os_str().as_bytes().to_vec()
 }
 
 /// The `ls -l` mode column as OpenSSH's strmode() writes it (without its trailing space).
