@@ -7,6 +7,7 @@
 mod support;
 
 mod batch;
+mod diff;
 mod manpage;
 mod ncat;
 mod proto;
