@@ -49,6 +49,13 @@ const MAX_HISTORY_SHOWN: usize = 5000;
 /// Replaces a time that lies in the run's own time span.
 pub const NOW: u32 = 0x7fff_fffe;
 
+/// `SFTP_DIFF_VERBOSE=1`: print every step and OpenSSH's outcome (and ours where it
+/// differs) as the run goes.
+fn verbose() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("SFTP_DIFF_VERBOSE").is_some_and(|v| v != "0"))
+}
+
 /// Ids the scenarios must not use: the barrier's.
 pub fn reserved_id(id: u32) -> bool {
     id == BARRIER_ID
@@ -482,6 +489,12 @@ impl Pair {
         } else {
             allowed::find(&sent, &ma, &mb).map(Verdict::Allowed)
         };
+        if verbose() {
+            eprintln!("{index:>5}: {step}\n       OpenSSH: {}", show(&oa));
+            if ma != mb {
+                eprintln!("       ours:    {}", show(&ob));
+            }
+        }
         let Some(verdict) = verdict else {
             return Err(Mismatch {
                 step: Some(index),

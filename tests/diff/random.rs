@@ -94,7 +94,6 @@ fn pool() -> Vec<Vec<u8>> {
         "new2",
         "new dir",
         "new\nline",
-        "\u{80}new",
         ".",
         "",
         "..",

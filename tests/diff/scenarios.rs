@@ -343,6 +343,25 @@ fn diff_read_of_length_zero() {
 }
 
 #[test]
+fn diff_write_of_zero_bytes_to_a_read_only_handle() {
+    let mut s = Script::new();
+    let f = s.add(open("f", SSH_FXF_READ, none()));
+    s.add(write(f.clone(), 0, b""));
+    s.add(close(f));
+    s.run("write-zero-read-only");
+}
+
+#[test]
+fn diff_write_to_an_append_handle_at_an_offset_past_2_63() {
+    let mut s = Script::new();
+    let f = s.add(open("f", SSH_FXF_WRITE | SSH_FXF_APPEND, none()));
+    s.add(write(f.clone(), 1 << 63, b"appended"));
+    s.add(write(f.clone(), u64::MAX, b"appended"));
+    s.add(close(f));
+    s.run("write-append-far");
+}
+
+#[test]
 fn diff_write_past_the_largest_file_size() {
     let mut s = Script::new();
     let f = s.add(open("f", SSH_FXF_WRITE, none()));
@@ -723,11 +742,36 @@ fn diff_rename() {
 }
 
 #[test]
-fn diff_rename_onto_a_dangling_symlink() {
+fn diff_rename_directory_onto_a_dangling_symlink() {
     let mut s = Script::new();
     s.add(rename("d", "dangle"));
     s.add(lstat("dangle"));
-    s.run("rename-onto-dangling");
+    s.run("rename-dir-onto-dangling");
+}
+
+#[test]
+fn diff_rename_symlink_onto_a_dangling_symlink() {
+    let mut s = Script::new();
+    s.add(rename("link", "dangle"));
+    s.add(lstat("dangle"));
+    s.add(lstat("link"));
+    s.run("rename-link-onto-dangling");
+}
+
+#[test]
+fn diff_rename_missing_source_onto_dot_or_dotdot() {
+    let mut s = Script::new();
+    s.add(rename("missing", "f"));
+    s.add(rename("missing", "."));
+    s.add(rename("missing", "d/.."));
+    s.run("rename-missing-onto-dot");
+}
+
+#[test]
+fn diff_rename_source_name_too_long() {
+    let mut s = Script::new();
+    s.add(rename(l256(), "missing/x"));
+    s.run("rename-source-too-long");
 }
 
 #[test]
@@ -934,6 +978,68 @@ fn diff_copy_data_into_a_read_only_handle() {
     });
     s.add(stat("x"));
     s.run("copy-data-read-only");
+}
+
+#[test]
+fn diff_copy_data_from_a_directory_opened_as_a_file() {
+    let mut s = Script::new();
+    let from = s.add(open("d", SSH_FXF_READ, none()));
+    let to = s.add(open("x", SSH_FXF_WRITE, none()));
+    s.add(Op::CopyData {
+        from,
+        offset: 0,
+        len: 100,
+        to,
+        to_offset: 0,
+    });
+    s.run("copy-data-from-directory");
+}
+
+#[test]
+fn diff_copy_data_between_two_handles_of_one_path_one_read_only() {
+    let mut s = Script::new();
+    let from = s.add(open("f", SSH_FXF_WRITE, none()));
+    let to = s.add(open("f", SSH_FXF_READ, none()));
+    s.add(Op::CopyData {
+        from,
+        offset: 10,
+        len: 1,
+        to,
+        to_offset: 0,
+    });
+    s.run("copy-data-same-path-read-only");
+}
+
+#[test]
+fn diff_copy_data_from_an_empty_file_into_a_read_only_handle() {
+    let mut s = Script::new();
+    let from = s.add(open("e", SSH_FXF_READ, none()));
+    let to = s.add(open("x", SSH_FXF_READ, none()));
+    s.add(Op::CopyData {
+        from,
+        offset: 0,
+        len: 1 << 20,
+        to,
+        to_offset: 0,
+    });
+    s.run("copy-data-empty-into-read-only");
+}
+
+#[test]
+fn diff_copy_data_to_the_end_into_a_read_only_handle() {
+    let mut s = Script::new();
+    let from = s.add(open("f", SSH_FXF_READ, none()));
+    let to = s.add(open("x", SSH_FXF_READ, none()));
+    s.add(Op::CopyData {
+        from: from.clone(),
+        offset: 0,
+        len: 0,
+        to,
+        to_offset: 0,
+    });
+    // Whether the source was read shows in its access time.
+    s.add(fstat(from));
+    s.run("copy-data-to-end-into-read-only");
 }
 
 #[test]

@@ -164,6 +164,7 @@ pub fn copy(from: &Path, to: &Path, rewrite: Option<(&[u8], &[u8])>) {
 }
 
 /// Hard-linked files copied so far: (device, inode) to the copy's directory and name.
+/// (Symbolic links and FIFOs can be hard-linked too.)
 type Links = HashMap<(u64, u64), (OwnedFd, Vec<u8>)>;
 
 fn copy_dir(mut src: Dir, dst: &Dir, rewrite: Option<(&[u8], &[u8])>, links: &mut Links) {
@@ -178,17 +179,20 @@ fn copy_dir(mut src: Dir, dst: &Dir, rewrite: Option<(&[u8], &[u8])>, links: &mu
         let name = name.as_slice();
         let st = fstatat(s, name, AtFlags::AT_SYMLINK_NOFOLLOW).expect("stat in tree");
         let private = Mode::from_bits_truncate(0o700);
+        let key = (st.st_dev, st.st_ino);
+        if kind(&st) != SFlag::S_IFDIR && st.st_nlink > 1 {
+            if let Some((dir, first)) = links.get(&key) {
+                linkat(dir.as_fd(), first.as_slice(), d, name, AtFlags::empty()).expect("link");
+                continue;
+            }
+            links.insert(key, (nix::unistd::dup(d).expect("dup"), name.to_vec()));
+        }
         match kind(&st) {
             SFlag::S_IFDIR => {
                 mkdirat(d, name, private).expect("mkdir");
                 copy_dir(open_sub(s, name), &open_sub(d, name), rewrite, links);
             }
             SFlag::S_IFREG => {
-                let key = (st.st_dev, st.st_ino);
-                if let Some((dir, first)) = links.get(&key) {
-                    linkat(dir.as_fd(), first.as_slice(), d, name, AtFlags::empty()).expect("link");
-                    continue;
-                }
                 let from = openat(s, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW, Mode::empty())
                     .expect("open source");
                 let to = openat(
@@ -200,9 +204,6 @@ fn copy_dir(mut src: Dir, dst: &Dir, rewrite: Option<(&[u8], &[u8])>, links: &mu
                 .expect("create copy");
                 std::io::copy(&mut std::fs::File::from(from), &mut std::fs::File::from(to))
                     .expect("copy contents");
-                if st.st_nlink > 1 {
-                    links.insert(key, (nix::unistd::dup(d).expect("dup"), name.to_vec()));
-                }
             }
             SFlag::S_IFLNK => {
                 let target = readlinkat(s, name).expect("readlink");
