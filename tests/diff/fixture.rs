@@ -57,7 +57,7 @@ pub fn long() -> Vec<u8> {
 }
 
 /// Files in `many`: more than two READDIR batches.
-pub const MANY: usize = 150;
+pub const MANY: usize = 120;
 
 /// The standard tree, inside `root` (a copy's root): `w/` is the working directory,
 /// `up-file` and `up-dir/` lie above it.

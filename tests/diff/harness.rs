@@ -21,7 +21,7 @@ use super::ops::{H, Op, Q, ROOT, Resolve, Step, replace};
 use super::tree;
 use crate::support::raw::*;
 use crate::support::{Scratch, Server, server_bin, wait_bounded};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -41,10 +41,10 @@ const BARRIER_NAME: &[u8] = b"barrier@diff.invalid";
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for anything after a packet of an unknown type. OpenSSH's server
 /// answers nothing after one, not even the barrier.
-const SILENCE_WAIT: Duration = Duration::from_millis(250);
+const SILENCE_WAIT: Duration = Duration::from_millis(500);
 /// READDIR calls in one listing before the harness gives up on it.
 const MAX_READDIR_CALLS: usize = 2000;
-/// Failure messages show at most this many of the last steps (a seed replays them all).
+/// Failure messages show at most this many of the last steps.
 const MAX_HISTORY_SHOWN: usize = 5000;
 /// Replaces a time that lies in the run's own time span.
 pub const NOW: u32 = 0x7fff_fffe;
@@ -217,16 +217,22 @@ impl Side {
         if !unknown && !allowed::decodes(typ, &packet[5.min(packet.len())..]) {
             // Alone, so that OpenSSH's server, which reads a short request's missing
             // fields from whatever follows it in its buffer, finds nothing there.
+            // Both servers answer such a request at once, with a reply or by exiting.
             let _ = client.try_send_raw(packet);
-            client.set_timeout(SILENCE_WAIT);
+            client.set_timeout(REPLY_TIMEOUT);
             match client.recv() {
                 Ok(r) => replies.push(r),
                 Err(RecvError::Timeout) => {}
-                Err(_) => {
-                    return self.closed();
+                Err(RecvError::Eof | RecvError::Truncated) => return self.closed(),
+                Err(RecvError::Malformed(m)) => {
+                    self.stop();
+                    return End::Broken(m);
+                }
+                Err(RecvError::Io(e)) => {
+                    self.stop();
+                    return End::Broken(e.to_string());
                 }
             }
-            client.set_timeout(REPLY_TIMEOUT);
             let _ = client.try_send_raw(&barrier);
         } else {
             client.set_timeout(if unknown { SILENCE_WAIT } else { REPLY_TIMEOUT });
@@ -322,8 +328,11 @@ pub struct Pair {
     pub sides: [Side; 2],
     /// Start of the run's time span (less a margin): times from here on are "now".
     t0: u64,
-    /// Every step so far, as printed in failure messages.
-    history: Vec<String>,
+    /// The last `MAX_HISTORY_SHOWN` steps, as printed in failure messages (a seed and a
+    /// length replay a random run whole).
+    history: VecDeque<String>,
+    /// Steps so far.
+    count: usize,
     /// Whether each step was an OPENDIR (its handle, if any, is a directory's).
     dirs: Vec<bool>,
     /// Sessions started (a session ends when a server closes the connection).
@@ -346,7 +355,6 @@ impl Pair {
         for copy in [&a, &b] {
             std::fs::create_dir(copy).expect("copy dir");
             tree::copy(&template, &copy.join(TREE), None);
-            tree::atime_from_mtime(copy);
         }
         let sides = [
             Side::new(PathBuf::from(OPENSSH_BIN), a),
@@ -356,7 +364,8 @@ impl Pair {
             _scratch: scratch,
             sides,
             t0,
-            history: Vec::new(),
+            history: VecDeque::new(),
+            count: 0,
             dirs: Vec::new(),
             sessions: 0,
             allowed_seen: Vec::new(),
@@ -384,7 +393,7 @@ impl Pair {
     }
 
     pub fn steps(&self) -> usize {
-        self.history.len()
+        self.count
     }
 
     fn start_sessions(&mut self) -> Result<(), Mismatch> {
@@ -415,7 +424,6 @@ impl Pair {
             std::fs::remove_dir_all(&b.root).expect("remove our copy");
             tree::copy(&a.root, &b.root, Some((&a.root_bytes, &b.root_bytes)));
             tree::atime_from_mtime(&a.root);
-            tree::atime_from_mtime(&b.root);
         } else {
             self.compare_trees()?;
         }
@@ -465,8 +473,12 @@ impl Pair {
     /// Runs one step on both servers and compares what they sent.
     pub fn step(&mut self, step: Step) -> Result<Verdict, Mismatch> {
         assert!(!reserved_id(step.id), "id {} is the barrier's", step.id);
-        let index = self.history.len();
-        self.history.push(step.to_string());
+        let index = self.count;
+        self.count += 1;
+        if self.history.len() == MAX_HISTORY_SHOWN {
+            self.history.pop_front();
+        }
+        self.history.push_back(step.to_string());
         self.dirs.push(matches!(step.op.base(), Op::Opendir(_)));
         let handles = self.handle_uses(&step.op);
         let (pa, oa) = self.sides[0].run(index, &step);
@@ -567,10 +579,11 @@ impl Pair {
 
     /// The last `n` steps, one a line.
     pub fn recent(&self, n: usize) -> String {
-        let skip = self.history.len().saturating_sub(n);
         let mut s = String::new();
+        let first = self.count - self.history.len();
+        let skip = self.history.len().saturating_sub(n);
         for (i, step) in self.history.iter().enumerate().skip(skip) {
-            let _ = writeln!(s, "  {i:>5}: {step}");
+            let _ = writeln!(s, "  {:>5}: {step}", first + i);
         }
         s
     }
@@ -586,14 +599,12 @@ impl Pair {
                 let _ = writeln!(s, "difference: {}", m.what);
             }
         }
-        let _ = writeln!(s, "request history ({} steps):", self.history.len());
-        let skip = self.history.len().saturating_sub(MAX_HISTORY_SHOWN);
-        if skip > 0 {
-            let _ = writeln!(s, "  ({skip} earlier steps not shown)");
+        let _ = writeln!(s, "request history ({} steps):", self.count);
+        let first = self.count - self.history.len();
+        if first > 0 {
+            let _ = writeln!(s, "  ({first} earlier steps not kept)");
         }
-        for (i, step) in self.history.iter().enumerate().skip(skip) {
-            let _ = writeln!(s, "  {i:>5}: {step}");
-        }
+        s.push_str(&self.recent(MAX_HISTORY_SHOWN));
         if !self.allowed_seen.is_empty() {
             let _ = writeln!(s, "allowed differences met: {:?}", self.allowed_seen);
         }

@@ -440,15 +440,17 @@ impl Generator {
     }
 
     /// A request damaged in one of the ways `Mangle` knows, or of an unknown type.
+    /// Unknown types are rare: OpenSSH's server answers nothing to them, and the
+    /// harness has to wait to see that.
     fn garbage(&mut self, open: &[(usize, bool)]) -> Op {
         let op = self.request(open);
-        match self.rng.below(10) {
-            0..=3 => Op::Mangled(
+        match self.rng.below(40) {
+            0..=14 => Op::Mangled(
                 Box::new(op),
                 Mangle::CutTail(1 + self.rng.below(8) as usize),
             ),
-            4..=6 => Op::Mangled(Box::new(op), Mangle::Overrun),
-            7..=8 => {
+            15..=26 => Op::Mangled(Box::new(op), Mangle::Overrun),
+            27..=38 => {
                 let n = self.rng.below(12) as usize;
                 Op::Mangled(Box::new(op), Mangle::Append(self.rng.bytes(n)))
             }

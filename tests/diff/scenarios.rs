@@ -6,6 +6,7 @@ use super::fixture::{self, NEWLINE, NON_UTF8, SPACE, deep, l255, l256, long};
 use super::harness::{reserved_id, run_scenario};
 use super::ops::*;
 use crate::support::raw::*;
+use crate::support::testing_openssh;
 
 /// A scenario under construction: requests with ids 1, 2, 3, ...
 struct Script {
@@ -1043,6 +1044,22 @@ fn diff_copy_data_to_the_end_into_a_read_only_handle() {
 }
 
 #[test]
+fn diff_copy_data_between_two_names_of_one_file() {
+    let mut s = Script::new();
+    let from = s.add(open("hard1", SSH_FXF_READ, none()));
+    let to = s.add(open("hard2", SSH_FXF_WRITE, none()));
+    s.add(Op::CopyData {
+        from,
+        offset: 0,
+        len: 5,
+        to,
+        to_offset: 3,
+    });
+    s.add(stat("hard1"));
+    s.run("copy-data-two-names");
+}
+
+#[test]
 fn diff_copy_data_between_two_handles_of_one_file() {
     let mut s = Script::new();
     let a = s.add(open("f", SSH_FXF_READ, none()));
@@ -1108,7 +1125,9 @@ fn diff_stale_handle_reaches_a_later_file_in_openssh_only() {
     s.add(read(new, 0, 100));
     s.add(stat("x"));
     let seen = s.run("stale-handle");
-    assert_eq!(seen, ["stale-handle"]);
+    if !testing_openssh() {
+        assert_eq!(seen, ["stale-handle"]);
+    }
 }
 
 #[test]
@@ -1207,7 +1226,9 @@ fn diff_garbage_requests() {
     s.add(Op::Mangled(Box::new(Op::Init(3)), Mangle::CutTail(1)));
     s.add(stat("f"));
     let seen = s.run("garbage");
-    assert!(seen.contains(&"undecodable-body"), "{seen:?}");
+    if !testing_openssh() {
+        assert!(seen.contains(&"undecodable-body"), "{seen:?}");
+    }
 }
 
 #[test]
@@ -1258,7 +1279,9 @@ fn diff_unknown_packet_types() {
     ));
     s.add(stat("f"));
     let seen = s.run("unknown-types");
-    assert_eq!(seen.len(), 11, "{seen:?}");
+    if !testing_openssh() {
+        assert_eq!(seen.len(), 11, "{seen:?}");
+    }
 }
 
 #[test]

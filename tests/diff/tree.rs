@@ -144,9 +144,10 @@ fn node(st: &FileStat, content: Vec<u8>, w: (u64, u64)) -> Node {
     }
 }
 
-/// Copies the tree `from` to the new directory `to` as `cp -a` does: types, contents,
-/// modes, owners, times, hard links, symlink targets (those starting with `rewrite.0`
-/// start with `rewrite.1` in the copy).
+/// Copies the tree `from` to the new directory `to` as `cp -a` does: types, contents
+/// (holes kept), modes, owners, modification times, hard links, symlink targets (those
+/// starting with `rewrite.0` start with `rewrite.1` in the copy). Access times in the
+/// copy are the modification times.
 pub fn copy(from: &Path, to: &Path, rewrite: Option<(&[u8], &[u8])>) {
     let src = open_dir(from);
     let st = fstat(&src).expect("fstat");
@@ -202,8 +203,7 @@ fn copy_dir(mut src: Dir, dst: &Dir, rewrite: Option<(&[u8], &[u8])>, links: &mu
                     private,
                 )
                 .expect("create copy");
-                std::io::copy(&mut std::fs::File::from(from), &mut std::fs::File::from(to))
-                    .expect("copy contents");
+                copy_data(from, to, st.st_size);
             }
             SFlag::S_IFLNK => {
                 let target = readlinkat(s, name).expect("readlink");
@@ -222,7 +222,33 @@ fn copy_dir(mut src: Dir, dst: &Dir, rewrite: Option<(&[u8], &[u8])>, links: &mu
     }
 }
 
-/// Owner, then mode (a change of owner clears set-id bits), then times.
+/// Copies a regular file's data, leaving its holes holes.
+fn copy_data(from: OwnedFd, to: OwnedFd, size: i64) {
+    use nix::unistd::{Whence, lseek};
+    use std::os::unix::fs::FileExt;
+    let (from, to) = (std::fs::File::from(from), std::fs::File::from(to));
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pos = 0;
+    while pos < size {
+        let Ok(start) = lseek(&from, pos, Whence::SeekData) else {
+            break; // only a hole is left
+        };
+        let end = lseek(&from, start, Whence::SeekHole).expect("seek hole");
+        let mut at = start;
+        while at < end {
+            let n = ((end - at) as usize).min(buf.len());
+            let n = from.read_at(&mut buf[..n], at as u64).expect("read");
+            assert!(n > 0, "file shrank while copied");
+            to.write_all_at(&buf[..n], at as u64).expect("write");
+            at += n as i64;
+        }
+        pos = end;
+    }
+    to.set_len(size as u64).expect("set length");
+}
+
+/// Owner, then mode (a change of owner clears set-id bits), then times; the access
+/// time is the modification time (see `atime_from_mtime`).
 fn set_meta(dir: BorrowedFd, name: &[u8], st: &FileStat, mode: bool) {
     fchownat(
         dir,
@@ -241,14 +267,8 @@ fn set_meta(dir: BorrowedFd, name: &[u8], st: &FileStat, mode: bool) {
         )
         .expect("chmod");
     }
-    utimensat(
-        dir,
-        name,
-        &TimeSpec::new(st.st_atime, st.st_atime_nsec),
-        &TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .expect("set times");
+    let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+    utimensat(dir, name, &mtime, &mtime, UtimensatFlags::NoFollowSymlink).expect("set times");
 }
 
 /// Sets every access time under `root` (and its own) to the modification time.
