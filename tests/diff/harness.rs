@@ -2,12 +2,16 @@
 //! its own copy of one scratch tree, and compares every reply and, at the end, the trees.
 //!
 //! Layout of a pair's scratch directory: `t/` is the tree the fixture builds; `a/r` and
-//! `b/r` are exact copies of it (`tree::copy`, as `cp -a` but through descriptors). OpenSSH's server runs in `a/r/w`, ours in `b/r/w`.
-//! The copy's root, the one masked in names and written `{ROOT}` in requests, is `a`
-//! (`b`): two levels of `..` from the working directory, and symbolic links the run
-//! makes there, stay inside each server's own copy. Each request goes to OpenSSH
-//! first, then to ours, and is followed by a barrier (an unknown extended request both
-//! answer at once) so that "no reply" is seen without waiting for a timeout.
+//! `b/r` are exact copies of it (`tree::copy`: `cp -a`, but through descriptors, since
+//! the tree has paths longer than PATH_MAX). OpenSSH's server runs in `a/r/w`, ours in
+//! `b/r/w`. The copy's root, the one masked in names and written `{ROOT}` in requests,
+//! is `a` (`b`): two levels of `..` from the working directory, and symbolic links the
+//! run makes there, stay inside each server's own copy.
+//!
+//! Each request goes to OpenSSH first, then to ours, and is followed by a barrier (an
+//! unknown extended request both answer at once), so that "no reply" is seen without
+//! waiting for a timeout. A request OpenSSH cannot decode goes alone: OpenSSH's server
+//! would read its missing fields from the barrier.
 //!
 //! Masked before comparing, and nothing else: handle bytes; times (and the date column
 //! of long names) that fall in the run's own time span ("now": set by the run, never
@@ -15,6 +19,11 @@
 //! free-space counters of statvfs replies (they move with every file the machine
 //! writes). Differences that remain are errors unless an entry of `allowed::ALLOWED`
 //! accepts them. Inode numbers are never compared (SFTP v3 does not carry them).
+//!
+//! When a session ends (a server exits, or an allowed difference leaves the two
+//! sessions apart), both servers are restarted on the same copies, after comparing the
+//! trees or, if OpenSSH may have changed its copy where ours did not, after copying
+//! OpenSSH's tree over ours.
 
 use super::allowed::{self, Allowed};
 use super::ops::{H, Op, Q, ROOT, Resolve, Step, replace};
