@@ -1044,6 +1044,37 @@ fn diff_copy_data_to_the_end_into_a_read_only_handle() {
 }
 
 #[test]
+fn diff_copy_data_with_a_length_past_the_end_of_the_source() {
+    let mut s = Script::new();
+    let from = s.add(open("f", SSH_FXF_READ, none()));
+    let to = s.add(open("new", SSH_FXF_WRITE | SSH_FXF_CREAT, none()));
+    s.add(Op::CopyData {
+        from: from.clone(),
+        offset: 500,
+        len: 1000,
+        to: to.clone(),
+        to_offset: 0,
+    });
+    s.add(Op::CopyData {
+        from: from.clone(),
+        offset: 5000,
+        len: 1000,
+        to: to.clone(),
+        to_offset: 0,
+    });
+    // More than OpenSSH's copy buffer past the end.
+    s.add(Op::CopyData {
+        from,
+        offset: 0,
+        len: 1 << 20,
+        to,
+        to_offset: 0,
+    });
+    s.add(stat("new"));
+    s.run("copy-data-past-end");
+}
+
+#[test]
 fn diff_copy_data_between_two_names_of_one_file() {
     let mut s = Script::new();
     let from = s.add(open("hard1", SSH_FXF_READ, none()));

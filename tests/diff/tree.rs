@@ -273,9 +273,10 @@ fn set_meta(dir: BorrowedFd, name: &[u8], st: &FileStat, mode: bool) {
 
 /// Sets every access time under `root` (and its own) to the modification time.
 /// Copying and comparing read the files, which moves their access times; this puts
-/// both copies back on equal terms.
+/// both copies back on equal terms. A directory's own time is set after its contents
+/// have been listed, since listing it moves it.
 pub fn atime_from_mtime(root: &Path) {
-    let set = |dir: BorrowedFd, name: &[u8], st: &FileStat| {
+    fn set(dir: BorrowedFd, name: &[u8], st: &FileStat) {
         let atime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
         utimensat(
             dir,
@@ -285,12 +286,26 @@ pub fn atime_from_mtime(root: &Path) {
             UtimensatFlags::NoFollowSymlink,
         )
         .expect("set access time");
-    };
-    let dir = open_dir(root);
-    let st = fstat(&dir).expect("fstat root");
+    }
+    fn below(mut dir: Dir) {
+        let names: Vec<Vec<u8>> = dir
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_bytes().to_vec())
+            .filter(|n| n != b"." && n != b"..")
+            .collect();
+        for name in names {
+            let st = fstatat(dir.as_fd(), name.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                .expect("stat in tree");
+            if kind(&st) == SFlag::S_IFDIR {
+                below(open_sub(dir.as_fd(), &name));
+            }
+            set(dir.as_fd(), &name, &st);
+        }
+    }
+    below(open_dir(root));
     let parent = open_dir(root.parent().expect("parent"));
-    set(parent.as_fd(), root.file_name().unwrap().as_bytes(), &st);
-    visit(dir, Vec::new(), &mut |dir, name, _, st| {
-        set(dir.as_fd(), name, st)
-    });
+    let name = root.file_name().unwrap().as_bytes();
+    let st = fstatat(parent.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).expect("stat root");
+    set(parent.as_fd(), name, &st);
 }
