@@ -769,6 +769,15 @@ fn diff_rename_missing_source_onto_dot_or_dotdot() {
 }
 
 #[test]
+fn diff_rename_of_a_missing_source_through_a_symlink_in_the_target() {
+    let mut s = Script::new();
+    s.add(rename("missing", "up/x"));
+    // Whether the link on the target's path was followed shows in its access time.
+    s.add(lstat("up"));
+    s.run("rename-missing-through-link");
+}
+
+#[test]
 fn diff_rename_source_name_too_long() {
     let mut s = Script::new();
     s.add(rename(l256(), "missing/x"));
@@ -1088,6 +1097,22 @@ fn diff_copy_data_between_two_names_of_one_file() {
     });
     s.add(stat("hard1"));
     s.run("copy-data-two-names");
+}
+
+#[test]
+fn diff_copy_data_between_two_handles_of_one_path_without_overlap() {
+    let mut s = Script::new();
+    let from = s.add(open("f", SSH_FXF_READ, none()));
+    let to = s.add(open("f", SSH_FXF_WRITE, none()));
+    s.add(Op::CopyData {
+        from,
+        offset: 0,
+        len: 10,
+        to,
+        to_offset: 500,
+    });
+    s.add(stat("f"));
+    s.run("copy-data-same-path-apart");
 }
 
 #[test]
