@@ -12,6 +12,7 @@ mod support;
 mod admin;
 mod batch;
 mod confine;
+mod diff;
 mod ext;
 mod faults;
 mod fuzz_regressions;

@@ -1,0 +1,791 @@
+//! Runs one request sequence against OpenSSH's sftp-server and ours in lock-step, each in
+//! its own copy of one scratch tree, and compares every reply and, at the end, the trees.
+//!
+//! Layout of a pair's scratch directory: `t/` is the tree the fixture builds; `a/r` and
+//! `b/r` are exact copies of it (`tree::copy`: `cp -a`, but through descriptors, since
+//! the tree has paths longer than PATH_MAX). OpenSSH's server runs in `a/r/w`, ours in
+//! `b/r/w`. The copy's root, the one masked in names and written `{ROOT}` in requests,
+//! is `a` (`b`): two levels of `..` from the working directory, and symbolic links the
+//! run makes there, stay inside each server's own copy.
+//!
+//! Each request goes to OpenSSH first, then to ours, and is followed by a barrier (an
+//! unknown extended request both answer at once), so that "no reply" is seen without
+//! waiting for a timeout. A request OpenSSH cannot decode goes alone: OpenSSH's server
+//! would read its missing fields from the barrier.
+//!
+//! Masked before comparing, and nothing else: handle bytes; times (and the date column
+//! of long names) that fall in the run's own time span ("now": set by the run, never
+//! by the fixture, whose times are fixed); the copy's absolute root in names; the
+//! free-space counters of statvfs replies (they move with every file the machine
+//! writes). Differences that remain are errors unless an entry of `allowed::ALLOWED`
+//! accepts them. Inode numbers are never compared (SFTP v3 does not carry them).
+//!
+//! When a session ends (a server exits, or an allowed difference leaves the two
+//! sessions apart), both servers are restarted on the same copies, after comparing the
+//! trees or, if OpenSSH may have changed its copy where ours did not, after copying
+//! OpenSSH's tree over ours.
+
+use super::allowed::{self, Allowed};
+use super::ops::{H, Op, Q, ROOT, Resolve, Step, replace};
+use super::tree;
+use crate::support::raw::*;
+use crate::support::{Scratch, Server, server_bin, wait_bounded};
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// OpenSSH's server, the reference.
+pub const OPENSSH_BIN: &str = "/usr/lib/openssh/sftp-server";
+/// Where the fixture's tree lies inside each copy.
+pub const TREE: &str = "r";
+/// The working directory inside the fixture's tree.
+pub const WORK: &str = "w";
+/// Both servers get the same options: log to stderr (discarded), a fixed umask.
+const ARGS: &[&str] = &["-e", "-u", "022"];
+const BARRIER_ID: u32 = 0xB0B0_B0B0;
+const BARRIER_NAME: &[u8] = b"barrier@diff.invalid";
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for anything after a packet of an unknown type. OpenSSH's server
+/// answers nothing after one, not even the barrier.
+const SILENCE_WAIT: Duration = Duration::from_millis(500);
+/// READDIR calls in one listing before the harness gives up on it.
+const MAX_READDIR_CALLS: usize = 2000;
+/// Failure messages show at most this many of the last steps.
+const MAX_HISTORY_SHOWN: usize = 5000;
+/// Replaces a time that lies in the run's own time span.
+pub const NOW: u32 = 0x7fff_fffe;
+
+/// `SFTP_DIFF_VERBOSE=1`: print every step and OpenSSH's outcome (and ours where it
+/// differs) as the run goes.
+fn verbose() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("SFTP_DIFF_VERBOSE").is_some_and(|v| v != "0"))
+}
+
+/// Ids the scenarios must not use: the barrier's.
+pub fn reserved_id(id: u32) -> bool {
+    id == BARRIER_ID
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// How a session stood after a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Still serving: the barrier was answered.
+    Alive,
+    /// The server closed the connection and exited with this status.
+    Exited(Option<i32>),
+    /// Nothing more within `REPLY_TIMEOUT`.
+    Timeout,
+    /// Nothing more within `SILENCE_WAIT` after a packet of a type the server does not
+    /// know: the server is taken to ignore the rest of the session.
+    Silent,
+    /// A reply that is not SFTP v3.
+    Broken(String),
+}
+
+/// Everything one server sent in answer to one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub replies: Vec<Reply>,
+    pub end: End,
+}
+
+impl Outcome {
+    /// The single STATUS the server sent, if that is all it sent and it is alive.
+    pub fn only_status(&self) -> Option<(u32, u32, &[u8])> {
+        match (&self.replies[..], &self.end) {
+            ([Reply::Status { id, code, msg, .. }], End::Alive) => Some((*id, *code, msg)),
+            _ => None,
+        }
+    }
+}
+
+/// What a handle argument named on each side when the request was sent.
+#[derive(Clone, Debug)]
+pub struct HandleUse {
+    /// The handle was obtained and has since been closed (on both sides).
+    pub closed: bool,
+    /// For a closed handle: the later step whose open handle OpenSSH's bytes now name.
+    pub openssh_reaches: Option<usize>,
+}
+
+/// One step as sent: the request, the packets each server got, and its handles.
+pub struct Sent<'a> {
+    pub step: &'a Step,
+    /// (packet type, body) for OpenSSH and for ours.
+    pub packets: [(u8, Vec<u8>); 2],
+    pub handles: Vec<HandleUse>,
+}
+
+/// The result of a step that did not fail.
+#[derive(Clone, Copy, Debug)]
+pub enum Verdict {
+    Same,
+    Allowed(&'static Allowed),
+}
+
+/// A difference that no mask and no allowed entry explains.
+#[derive(Debug)]
+pub struct Mismatch {
+    /// The step index, None for session start and the final tree comparison.
+    pub step: Option<usize>,
+    pub what: String,
+}
+
+/// One server in its copy of the tree.
+pub struct Side {
+    bin: PathBuf,
+    pub root: PathBuf,
+    root_bytes: Vec<u8>,
+    server: Option<Server>,
+    client: Option<Client>,
+    /// The handle each step got, by step index.
+    handles: HashMap<usize, Vec<u8>>,
+    /// Open handles: their bytes and the step that got them.
+    live: HashMap<Vec<u8>, usize>,
+}
+
+impl Resolve for Side {
+    fn root(&self) -> &[u8] {
+        &self.root_bytes
+    }
+    fn handle(&self, h: &H) -> Vec<u8> {
+        match h {
+            H::Of(step) => self.handles.get(step).cloned().unwrap_or_default(),
+            H::Bytes(b) => b.clone(),
+        }
+    }
+}
+
+impl Side {
+    fn new(bin: PathBuf, root: PathBuf) -> Side {
+        Side {
+            bin,
+            root_bytes: root.as_os_str().as_bytes().to_vec(),
+            root,
+            server: None,
+            client: None,
+            handles: HashMap::new(),
+            live: HashMap::new(),
+        }
+    }
+
+    /// Starts a session and returns its answer to INIT.
+    fn start(&mut self) -> Outcome {
+        let server = Server::spawn_with(
+            &self.bin,
+            &self.root.join(TREE).join(WORK),
+            ARGS,
+            Stdio::null(),
+        );
+        let client = Client::new(server.sock.try_clone().expect("dup socket"));
+        client.set_timeout(REPLY_TIMEOUT);
+        self.server = Some(server);
+        self.client = Some(client);
+        self.live.clear();
+        let init = frame(SSH_FXP_INIT, &3u32.to_be_bytes());
+        let mut replies = Vec::new();
+        let end = self.exchange(&init, &mut replies);
+        Outcome { replies, end }
+    }
+
+    /// Ends the session (EOF on its input) and returns the exit status.
+    fn stop(&mut self) -> Option<Option<i32>> {
+        self.client = None;
+        self.live.clear();
+        self.server.take().map(|s| s.finish().code())
+    }
+
+    fn alive(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// Sends `packet` and the barrier; collects replies until the barrier's answer.
+    fn exchange(&mut self, packet: &[u8], replies: &mut Vec<Reply>) -> End {
+        let Some(client) = self.client.as_mut() else {
+            return End::Exited(None);
+        };
+        let typ = packet.get(4).copied().unwrap_or(0);
+        let unknown = !allowed::known_type(typ);
+        let barrier = Request::Extended {
+            name: BARRIER_NAME,
+            data: b"",
+        }
+        .encode(BARRIER_ID);
+        // A server that has just exited cannot be written to; what it sent is still read.
+        if !unknown && !allowed::decodes(typ, &packet[5.min(packet.len())..]) {
+            // Alone, so that OpenSSH's server, which reads a short request's missing
+            // fields from whatever follows it in its buffer, finds nothing there.
+            // Both servers answer such a request at once, with a reply or by exiting.
+            let _ = client.try_send_raw(packet);
+            client.set_timeout(REPLY_TIMEOUT);
+            match client.recv() {
+                Ok(r) => replies.push(r),
+                Err(RecvError::Timeout) => {}
+                Err(RecvError::Eof | RecvError::Truncated) => return self.closed(),
+                Err(RecvError::Malformed(m)) => {
+                    self.stop();
+                    return End::Broken(m);
+                }
+                Err(RecvError::Io(e)) => {
+                    self.stop();
+                    return End::Broken(e.to_string());
+                }
+            }
+            let _ = client.try_send_raw(&barrier);
+        } else {
+            client.set_timeout(if unknown { SILENCE_WAIT } else { REPLY_TIMEOUT });
+            let mut out = packet.to_vec();
+            out.extend(barrier);
+            let _ = client.try_send_raw(&out);
+        }
+        let end = loop {
+            match client.recv() {
+                Ok(Reply::Status {
+                    id: BARRIER_ID,
+                    code: SSH_FX_OP_UNSUPPORTED,
+                    ..
+                }) => break End::Alive,
+                Ok(r) => replies.push(r),
+                Err(RecvError::Eof) => break End::Exited(None),
+                Err(RecvError::Truncated) => break End::Broken("truncated packet".into()),
+                Err(RecvError::Timeout) if unknown => break End::Silent,
+                Err(RecvError::Timeout) => break End::Timeout,
+                Err(RecvError::Malformed(m)) => break End::Broken(m),
+                Err(RecvError::Io(e)) => break End::Broken(e.to_string()),
+            }
+        };
+        match end {
+            End::Alive | End::Timeout => end,
+            End::Silent => {
+                self.stop();
+                end
+            }
+            End::Exited(_) => self.closed(),
+            End::Broken(_) => {
+                self.stop();
+                end
+            }
+        }
+    }
+
+    /// The server closed the connection: its exit status.
+    fn closed(&mut self) -> End {
+        self.client = None;
+        let mut server = self.server.take().expect("server");
+        End::Exited(wait_bounded(&mut server.child, REPLY_TIMEOUT).code())
+    }
+
+    /// Sends one step; a READDIR step repeats until a reply other than NAME.
+    fn run(&mut self, index: usize, step: &Step) -> ((u8, Vec<u8>), Outcome) {
+        let (typ, body) = step.op.encode(step.id, self);
+        let packet = frame(typ, &body);
+        let mut replies = Vec::new();
+        let mut calls = 0;
+        let end = loop {
+            calls += 1;
+            let end = self.exchange(&packet, &mut replies);
+            let listing = matches!(step.op, Op::Readdir(_))
+                && end == End::Alive
+                && matches!(replies.last(), Some(Reply::Name { .. }));
+            if !listing || calls >= MAX_READDIR_CALLS {
+                break end;
+            }
+        };
+        self.track(index, &step.op, &replies);
+        ((typ, body), Outcome { replies, end })
+    }
+
+    /// Keeps the handle tables: which step got which handle, which are open.
+    fn track(&mut self, index: usize, op: &Op, replies: &[Reply]) {
+        match (op.base(), replies) {
+            (Op::Open(..) | Op::Opendir(_), [Reply::Handle { handle, .. }]) => {
+                self.handles.insert(index, handle.clone());
+                self.live.insert(handle.clone(), index);
+            }
+            (
+                Op::Close(h),
+                [
+                    Reply::Status {
+                        code: SSH_FX_OK, ..
+                    },
+                ],
+            ) => {
+                let bytes = self.handle(h);
+                self.live.remove(&bytes);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The two servers, their copies, and the history of the run.
+pub struct Pair {
+    /// Removed with the pair.
+    _scratch: Scratch,
+    /// OpenSSH's, then ours.
+    pub sides: [Side; 2],
+    /// Start of the run's time span (less a margin): times from here on are "now".
+    t0: u64,
+    /// The last `MAX_HISTORY_SHOWN` steps, as printed in failure messages (a seed and a
+    /// length replay a random run whole).
+    history: VecDeque<String>,
+    /// Steps so far.
+    count: usize,
+    /// Whether each step was an OPENDIR (its handle, if any, is a directory's).
+    dirs: Vec<bool>,
+    /// Sessions started (a session ends when a server closes the connection).
+    pub sessions: usize,
+    /// Allowed differences met, by step.
+    pub allowed_seen: Vec<(usize, &'static str)>,
+}
+
+impl Pair {
+    /// Builds the tree with `fixture` (which must create `WORK` inside the directory it
+    /// is given), copies it into each copy as `TREE` and starts both servers.
+    pub fn new(tag: &str, fixture: fn(&Path)) -> Result<Pair, Mismatch> {
+        let t0 = now_secs() - 2;
+        let scratch = Scratch::new(&format!("diff-{tag}"));
+        let template = scratch.path().join("t");
+        std::fs::create_dir(&template).expect("template dir");
+        fixture(&template);
+        let a = scratch.path().join("a");
+        let b = scratch.path().join("b");
+        for copy in [&a, &b] {
+            std::fs::create_dir(copy).expect("copy dir");
+            tree::copy(&template, &copy.join(TREE), None);
+        }
+        let sides = [
+            Side::new(PathBuf::from(OPENSSH_BIN), a),
+            Side::new(server_bin(), b),
+        ];
+        let mut pair = Pair {
+            _scratch: scratch,
+            sides,
+            t0,
+            history: VecDeque::new(),
+            count: 0,
+            dirs: Vec::new(),
+            sessions: 0,
+            allowed_seen: Vec::new(),
+        };
+        pair.start_sessions()?;
+        Ok(pair)
+    }
+
+    /// The steps whose handles are open now (in both sessions), and whether each is a
+    /// directory's.
+    pub fn open_handles(&self) -> Vec<(usize, bool)> {
+        let [a, b] = &self.sides;
+        let mut v: Vec<(usize, bool)> = b
+            .live
+            .values()
+            .filter(|step| {
+                a.handles
+                    .get(step)
+                    .is_some_and(|x| a.live.get(x) == Some(step))
+            })
+            .map(|&step| (step, self.dirs[step]))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn steps(&self) -> usize {
+        self.count
+    }
+
+    fn start_sessions(&mut self) -> Result<(), Mismatch> {
+        self.sessions += 1;
+        let a = self.sides[0].start();
+        let b = self.sides[1].start();
+        if a != b || a.end != End::Alive {
+            return Err(Mismatch {
+                step: None,
+                what: format!(
+                    "INIT of session {}:\n  OpenSSH: {}\n  ours:    {}",
+                    self.sessions,
+                    show(&a),
+                    show(&b)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends both sessions and starts new ones. With `resync`, OpenSSH's copy replaces
+    /// ours first (the sessions had diverged); otherwise the trees are compared.
+    fn restart(&mut self, resync: bool) -> Result<(), Mismatch> {
+        self.sides[0].stop();
+        self.sides[1].stop();
+        if resync {
+            let [a, b] = &self.sides;
+            std::fs::remove_dir_all(&b.root).expect("remove our copy");
+            tree::copy(&a.root, &b.root, Some((&a.root_bytes, &b.root_bytes)));
+            tree::atime_from_mtime(&a.root);
+        } else {
+            self.compare_trees()?;
+        }
+        self.start_sessions()
+    }
+
+    /// After a mismatch: our copy becomes OpenSSH's again and both sessions restart,
+    /// so that a run can go on looking for further differences.
+    pub fn recover(&mut self) {
+        if let Err(m) = self.restart(true) {
+            panic!("{}", self.report("cannot restart after a difference", &m));
+        }
+    }
+
+    fn window(&self) -> (u64, u64) {
+        (self.t0, now_secs() + 2)
+    }
+
+    /// What each handle argument of `op` names right now.
+    fn handle_uses(&self, op: &Op) -> Vec<HandleUse> {
+        let [a, b] = &self.sides;
+        op.handles()
+            .into_iter()
+            .map(|h| match h {
+                H::Of(step) => {
+                    let (ha, hb) = (a.handles.get(step), b.handles.get(step));
+                    let open_a = ha.is_some_and(|x| a.live.get(x) == Some(step));
+                    let open_b = hb.is_some_and(|x| b.live.get(x) == Some(step));
+                    let closed = ha.is_some() && hb.is_some() && !open_a && !open_b;
+                    HandleUse {
+                        closed,
+                        openssh_reaches: if closed {
+                            ha.and_then(|x| a.live.get(x).copied())
+                        } else {
+                            None
+                        },
+                    }
+                }
+                H::Bytes(_) => HandleUse {
+                    closed: false,
+                    openssh_reaches: None,
+                },
+            })
+            .collect()
+    }
+
+    /// Runs one step on both servers and compares what they sent.
+    pub fn step(&mut self, step: Step) -> Result<Verdict, Mismatch> {
+        assert!(!reserved_id(step.id), "id {} is the barrier's", step.id);
+        let index = self.count;
+        self.count += 1;
+        if self.history.len() == MAX_HISTORY_SHOWN {
+            self.history.pop_front();
+        }
+        self.history.push_back(step.to_string());
+        self.dirs.push(matches!(step.op.base(), Op::Opendir(_)));
+        let handles = self.handle_uses(&step.op);
+        let (pa, oa) = self.sides[0].run(index, &step);
+        let (pb, ob) = self.sides[1].run(index, &step);
+        let w = self.window();
+        let ma = mask(&oa, &step.op, &self.sides[0].root_bytes, w);
+        let mb = mask(&ob, &step.op, &self.sides[1].root_bytes, w);
+        let sent = Sent {
+            step: &step,
+            packets: [pa, pb],
+            handles,
+        };
+        let stalled = [&oa, &ob]
+            .iter()
+            .any(|o| matches!(o.end, End::Timeout | End::Broken(_)));
+        let verdict = if stalled {
+            None
+        } else if ma == mb {
+            Some(Verdict::Same)
+        } else {
+            allowed::find(&sent, &ma, &mb).map(Verdict::Allowed)
+        };
+        if verbose() {
+            eprintln!("{index:>5}: {step}\n       OpenSSH: {}", show(&oa));
+            if ma != mb {
+                eprintln!("       ours:    {}", show(&ob));
+            }
+        }
+        let Some(verdict) = verdict else {
+            return Err(Mismatch {
+                step: Some(index),
+                what: format!(
+                    "request: {step}\n  OpenSSH: {}\n  ours:    {}",
+                    show(&oa),
+                    show(&ob)
+                ),
+            });
+        };
+        let mut resync = false;
+        let mut ended = !self.sides[0].alive() || !self.sides[1].alive();
+        if let Verdict::Allowed(a) = verdict {
+            self.allowed_seen.push((index, a.name));
+            ended |= a.ends_sessions;
+            resync = a.resync;
+        }
+        if ended {
+            self.restart(resync).map_err(|m| Mismatch {
+                step: Some(index),
+                what: format!("after the session ended at step {index}: {}", m.what),
+            })?;
+        }
+        Ok(verdict)
+    }
+
+    /// Ends both sessions (EOF), compares their exit statuses and then the trees.
+    pub fn finish(&mut self) -> Result<(), Mismatch> {
+        let a = self.sides[0].stop();
+        let b = self.sides[1].stop();
+        if a != b {
+            return Err(Mismatch {
+                step: None,
+                what: format!("exit status at EOF: OpenSSH {a:?}, ours {b:?}"),
+            });
+        }
+        self.compare_trees()
+    }
+
+    /// Compares the two copies: names, types, sizes, modes, owners, link counts,
+    /// contents, symlink targets and modification times (unless "now").
+    pub fn compare_trees(&self) -> Result<(), Mismatch> {
+        let w = self.window();
+        let ta = tree::snapshot(&self.sides[0].root, w);
+        let tb = tree::snapshot(&self.sides[1].root, w);
+        if ta == tb {
+            return Ok(());
+        }
+        let mut what = String::from("the trees differ:\n");
+        let mut shown = 0;
+        for (path, node) in &ta {
+            if tb.get(path) != Some(node) && shown < 10 {
+                let _ = writeln!(
+                    what,
+                    "  {}: OpenSSH {node:?}, ours {:?}",
+                    Q(path),
+                    tb.get(path)
+                );
+                shown += 1;
+            }
+        }
+        for (path, node) in &tb {
+            if !ta.contains_key(path) && shown < 10 {
+                let _ = writeln!(what, "  {}: OpenSSH None, ours {node:?}", Q(path));
+                shown += 1;
+            }
+        }
+        Err(Mismatch { step: None, what })
+    }
+
+    /// The last `n` steps, one a line.
+    pub fn recent(&self, n: usize) -> String {
+        let mut s = String::new();
+        let first = self.count - self.history.len();
+        let skip = self.history.len().saturating_sub(n);
+        for (i, step) in self.history.iter().enumerate().skip(skip) {
+            let _ = writeln!(s, "  {:>5}: {step}", first + i);
+        }
+        s
+    }
+
+    /// The whole history and the mismatch, for a failure message.
+    pub fn report(&self, title: &str, m: &Mismatch) -> String {
+        let mut s = format!("{title}\n");
+        match m.step {
+            Some(i) => {
+                let _ = writeln!(s, "difference at step {i}:\n  {}", m.what);
+            }
+            None => {
+                let _ = writeln!(s, "difference: {}", m.what);
+            }
+        }
+        let _ = writeln!(s, "request history ({} steps):", self.count);
+        let first = self.count - self.history.len();
+        if first > 0 {
+            let _ = writeln!(s, "  ({first} earlier steps not kept)");
+        }
+        s.push_str(&self.recent(MAX_HISTORY_SHOWN));
+        if !self.allowed_seen.is_empty() {
+            let _ = writeln!(s, "allowed differences met: {:?}", self.allowed_seen);
+        }
+        s
+    }
+}
+
+pub fn in_window(t: u32, (from, to): (u64, u64)) -> bool {
+    (from..=to).contains(&(t as u64))
+}
+
+fn mask_attrs(a: &Attrs, w: (u64, u64)) -> Attrs {
+    let mut a = a.clone();
+    if a.flags & SSH_FILEXFER_ATTR_ACMODTIME != 0 {
+        if in_window(a.atime, w) {
+            a.atime = NOW;
+        }
+        if in_window(a.mtime, w) {
+            a.mtime = NOW;
+        }
+    }
+    a
+}
+
+/// Replaces the date column of an `ls -l` long name: mode, links, owner, group and
+/// size come first, then the 12-byte date, then the name.
+fn mask_date(longname: &[u8]) -> Vec<u8> {
+    let mut i = 0;
+    for _ in 0..5 {
+        while i < longname.len() && longname[i] != b' ' {
+            i += 1;
+        }
+        while i < longname.len() && longname[i] == b' ' {
+            i += 1;
+        }
+    }
+    if i + 12 > longname.len() {
+        return longname.to_vec();
+    }
+    let mut out = longname[..i].to_vec();
+    out.extend_from_slice(b"<now>       ");
+    out.extend_from_slice(&longname[i + 12..]);
+    out
+}
+
+/// The statvfs reply's free-block and free-inode counters (bfree, bavail, ffree, favail).
+const STATVFS_FREE_FIELDS: [usize; 4] = [3, 4, 6, 7];
+
+fn mask(o: &Outcome, op: &Op, root: &[u8], w: (u64, u64)) -> Outcome {
+    let statvfs = matches!(op.base(), Op::Statvfs(_) | Op::Fstatvfs(_));
+    let replies = o
+        .replies
+        .iter()
+        .map(|r| match r {
+            Reply::Handle { id, .. } => Reply::Handle {
+                id: *id,
+                handle: b"<handle>".to_vec(),
+            },
+            Reply::Attrs { id, attrs } => Reply::Attrs {
+                id: *id,
+                attrs: mask_attrs(attrs, w),
+            },
+            Reply::Name { id, entries } => Reply::Name {
+                id: *id,
+                entries: entries
+                    .iter()
+                    .map(|e| {
+                        let attrs = mask_attrs(&e.attrs, w);
+                        let mut longname = replace(&e.longname, root, ROOT);
+                        if attrs.flags & SSH_FILEXFER_ATTR_ACMODTIME != 0 && attrs.mtime == NOW {
+                            longname = mask_date(&longname);
+                        }
+                        NameEntry {
+                            name: replace(&e.name, root, ROOT),
+                            longname,
+                            attrs,
+                        }
+                    })
+                    .collect(),
+            },
+            Reply::ExtendedReply { id, body } if statvfs && body.len() == 88 => {
+                let mut body = body.clone();
+                for f in STATVFS_FREE_FIELDS {
+                    body[f * 8..f * 8 + 8].fill(0);
+                }
+                Reply::ExtendedReply { id: *id, body }
+            }
+            other => other.clone(),
+        })
+        .collect();
+    Outcome {
+        replies,
+        end: o.end.clone(),
+    }
+}
+
+/// An outcome for a failure message: long data shortened.
+pub fn show(o: &Outcome) -> String {
+    let mut s = String::new();
+    for r in &o.replies {
+        match r {
+            Reply::Data { id, data } => {
+                let head = &data[..data.len().min(48)];
+                let _ = write!(s, "DATA id={id} {} bytes {}; ", data.len(), Q(head));
+            }
+            Reply::Status {
+                id,
+                code,
+                msg,
+                lang,
+            } => {
+                let _ = write!(
+                    s,
+                    "STATUS id={id} code={code} msg={} lang={}; ",
+                    Q(msg),
+                    Q(lang)
+                );
+            }
+            Reply::Handle { id, handle } => {
+                let _ = write!(s, "HANDLE id={id} {}; ", Q(handle));
+            }
+            Reply::Name { id, entries } => {
+                let _ = write!(s, "NAME id={id} count={} [", entries.len());
+                for e in entries {
+                    let _ = write!(
+                        s,
+                        "{} {} {}, ",
+                        Q(&e.name),
+                        Q(&e.longname),
+                        super::ops::A(&e.attrs)
+                    );
+                }
+                s.push_str("]; ");
+            }
+            Reply::Attrs { id, attrs } => {
+                let _ = write!(s, "ATTRS id={id} {}; ", super::ops::A(attrs));
+            }
+            Reply::ExtendedReply { id, body } => {
+                let _ = write!(s, "EXTENDED_REPLY id={id} {}; ", Q(body));
+            }
+            Reply::Version {
+                version,
+                extensions,
+            } => {
+                let _ = write!(s, "VERSION {version} [");
+                for (n, d) in extensions {
+                    let _ = write!(s, "{}={}, ", Q(n), Q(d));
+                }
+                s.push_str("]; ");
+            }
+        }
+    }
+    let _ = write!(s, "then {:?}", o.end);
+    s
+}
+
+/// Runs `steps` on a fresh pair over `fixture`, then compares the trees; panics with
+/// the whole history at the first difference that is not allowed.
+#[track_caller]
+pub fn run_scenario(
+    name: &str,
+    fixture: fn(&Path),
+    steps: Vec<Step>,
+) -> Vec<(usize, &'static str)> {
+    let mut pair = Pair::new(name, fixture).unwrap_or_else(|m| panic!("{name}: {}", m.what));
+    for step in steps {
+        if let Err(m) = pair.step(step) {
+            panic!("{}", pair.report(&format!("scenario {name}"), &m));
+        }
+    }
+    if let Err(m) = pair.finish() {
+        panic!("{}", pair.report(&format!("scenario {name}"), &m));
+    }
+    pair.allowed_seen.clone()
+}
