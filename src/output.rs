@@ -271,6 +271,13 @@ impl Out {
         self.finish(start);
     }
 
+    /// A DATA reply with no data (a READ of length 0).
+    pub fn empty_data(&mut self, id: u32) {
+        let start = self.begin(SSH_FXP_DATA, id);
+        put_string(&mut self.buf, b"");
+        self.finish(start);
+    }
+
     /// A DATA reply of at most `max` bytes that `fill` writes straight into the output
     /// buffer (for READ: the file data is copied once, from the kernel to here).
     /// `fill` returns how many bytes it wrote; on error, or when it wrote none,

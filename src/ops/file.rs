@@ -152,6 +152,23 @@ fn offset(off: u64) -> Result<i64, Status> {
     i64::try_from(off).map_err(|_| Errno::EINVAL.into())
 }
 
+/// Offsets from here on are checked the way OpenSSH's lseek(2) checks them (past the
+/// file system's largest file size is EINVAL, BAD_MESSAGE to the client), at the cost
+/// of one system call that ordinary offsets never pay.
+const SEEK_CHECK_FROM: i64 = 1 << 40;
+
+/// The offset of a READ or WRITE on `fd`, refused as OpenSSH's lseek would refuse it.
+fn seek_offset(fd: BorrowedFd<'_>, off: u64) -> Result<i64, Status> {
+    let off = offset(off)?;
+    if off >= SEEK_CHECK_FROM {
+        match nix::unistd::lseek(fd, off, nix::unistd::Whence::SeekSet) {
+            Ok(_) | Err(Errno::ESPIPE) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(off)
+}
+
 pub fn read(
     s: &mut Session,
     out: &mut Out,
@@ -174,8 +191,13 @@ pub fn read(
         s.largest_read = len;
     }
     let fd = file_fd(s, handle)?;
-    let off = offset(off)?;
+    let off = seek_offset(fd, off)?;
     let len = len as usize;
+    if len == 0 {
+        // An empty DATA, as OpenSSH answers, without asking the file.
+        out.empty_data(id);
+        return Ok(());
+    }
     // Zero-copy while no open file of the session can be written (see Out::settle);
     // small reads, and files that cannot be spliced (some special file systems), take
     // the copy below.
@@ -226,18 +248,25 @@ fn read_copied(
 
 pub fn write(s: &mut Session, handle: &[u8], off: u64, data: &[u8]) -> OpResult {
     let fd = file_fd(s, handle)?;
-    let mut off = offset(off)?;
-    let mut rest = data;
+    let append = matches!(
+        s.handles.get(handle).map(|h| &h.object),
+        Some(Object::File { append: true, .. })
+    );
     // pwrite on a descriptor opened with O_APPEND appends on Linux, whatever the
-    // offset: exactly APPEND's meaning.
-    while !rest.is_empty() {
+    // offset: exactly APPEND's meaning, so the offset is not even looked at.
+    let mut off = if append { 0 } else { seek_offset(fd, off)? };
+    let mut rest = data;
+    // An empty write still asks the kernel, which refuses a read-only handle.
+    let mut first = true;
+    while first || !rest.is_empty() {
+        first = false;
         let written = match nix::sys::uio::pwrite(fd, rest, off) {
             // Not seekable (a FIFO, a terminal): write where it is, as OpenSSH would.
             Err(Errno::ESPIPE) => nix::unistd::write(fd, rest),
             r => r,
         };
         let n = match written {
-            Ok(0) => return Err(Status::FAILURE),
+            Ok(0) if !rest.is_empty() => return Err(Status::FAILURE),
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
             Err(e) => {

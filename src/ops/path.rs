@@ -93,6 +93,14 @@ pub fn setstat(s: &mut Session, out: &mut Out, path: &[u8], attrs: &Attrs) -> Op
         // truncate(2) has no *at form: open for writing and truncate the descriptor,
         // which asks the same permission.
         Change::Size(size) => {
+            // truncate(2) refuses anything but a regular file (EISDIR, EINVAL) before
+            // it would open it; so does this.
+            let kind = SFlag::from_bits_truncate(t.stat(true)?.st_mode) & SFlag::S_IFMT;
+            if kind == SFlag::S_IFDIR {
+                return Err(Errno::EISDIR);
+            } else if kind != SFlag::S_IFREG {
+                return Err(Errno::EINVAL);
+            }
             let fd = paths.open(
                 path,
                 OFlag::O_WRONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
@@ -153,6 +161,9 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         Bytes(newpath)
     );
     let from = s.paths.resolve(oldpath)?;
+    // The source is looked at first, as OpenSSH does: a missing source is reported
+    // as such whatever the target.
+    let st = from.stat(false)?;
     let to = s.paths.resolve(newpath)?;
     match renameat2(
         from.dir(),
@@ -165,7 +176,6 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         // unlink for regular files (atomic against an existing target), a check then
         // a rename for anything else.
         Err(Errno::EINVAL) => {
-            let st = from.stat(false)?;
             if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG {
                 match linkat(
                     from.dir(),

@@ -66,7 +66,9 @@ impl Attrs {
             // Each pair takes at least 8 bytes, so a bogus count runs out of input
             // quickly; nothing is allocated for it.
             for _ in 0..count {
-                r.string()?;
+                // The name is a C string to OpenSSH (a NUL inside is malformed); the
+                // value may be anything.
+                r.path()?;
                 r.string()?;
             }
         }

@@ -65,10 +65,12 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
-    /// A string used as a path or a name: bytes, not necessarily UTF-8, but never with
-    /// a NUL byte (no system call could take it; OpenSSH refuses them too).
+    /// A string used as a path or a name: bytes, not necessarily UTF-8, never with a
+    /// NUL byte inside (no system call could take it). As in OpenSSH, one NUL at the
+    /// very end is a C string's terminator and is dropped.
     pub fn path(&mut self) -> Result<&'a [u8], DecodeError> {
         let s = self.string()?;
+        let s = s.strip_suffix(&[0]).unwrap_or(s);
         if s.contains(&0) {
             return Err(DecodeError::NulInString);
         }
@@ -101,5 +103,7 @@ mod tests {
     fn nul_in_path_is_refused() {
         let body = [0, 0, 0, 3, b'a', 0, b'b'];
         assert_eq!(Reader::new(&body).path(), Err(DecodeError::NulInString));
+        let body = [0, 0, 0, 2, b'a', 0];
+        assert_eq!(Reader::new(&body).path(), Ok(&b"a"[..]));
     }
 }

@@ -352,7 +352,7 @@ fn decode_body<'a>(ptype: u8, id: u32, r: &mut Reader<'a>) -> Result<Request<'a>
             linkpath: r.path()?,
         },
         SSH_FXP_EXTENDED => {
-            let name = r.string()?;
+            let name = r.path()?;
             match requests::extension(name) {
                 Some(info) => decode_extension(info.op, id, r)?,
                 None => UnknownExtended { id, name },

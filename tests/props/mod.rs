@@ -104,7 +104,8 @@ impl Fields {
             v.truncate(v.len() / 4 * 4);
             v
         };
-        let mut name = rng.bytes(12);
+        // Extension names are C strings: no NUL.
+        let mut name: Vec<u8> = rng.bytes(12).into_iter().map(|b| b.max(1)).collect();
         if sftp_server::requests::extension(&name).is_some() {
             name.push(b'!');
         }
@@ -313,10 +314,11 @@ fn prop_nul_in_a_path_is_refused() {
     let mut rng = Rng::new(2);
     for (name, req) in samples() {
         let packet = encode(&req);
-        for path in paths(&req).into_iter().filter(|p| !p.is_empty()) {
+        // A NUL anywhere but at the very end (there it ends a C string, and is dropped).
+        for path in paths(&req).into_iter().filter(|p| p.len() >= 2) {
             let at = field_offset(&packet, path);
             let mut bad = packet.clone();
-            bad[at + rng.below(path.len())] = 0;
+            bad[at + rng.below(path.len() - 1)] = 0;
             with_input(name, &bad, || {
                 let err = wire::decode(&bad).expect_err("a path with NUL must not decode");
                 assert_eq!(err.error, wire::DecodeError::NulInString);
@@ -429,7 +431,9 @@ fn prop_attrs_round_trip() {
         ext[..4].copy_from_slice(&flags.to_be_bytes());
         put_u32(&mut ext, pairs);
         for _ in 0..pairs {
-            put_str(&mut ext, &rng.bytes(6));
+            // The name is a C string (no NUL inside); the value is any bytes.
+            let name: Vec<u8> = rng.bytes(6).into_iter().map(|b| b.max(1)).collect();
+            put_str(&mut ext, &name);
             put_str(&mut ext, &rng.bytes(6));
         }
         let mut r = Reader::new(&ext);
