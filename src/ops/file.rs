@@ -367,7 +367,12 @@ pub fn copy_data(
         if use_cfr {
             let (mut so, mut doff) = (src_off, dst_off);
             match nix::fcntl::copy_file_range(src, Some(&mut so), dst, Some(&mut doff), chunk) {
-                Ok(0) => break,
+                Ok(0) => {
+                    // At the end of the source copy_file_range reads nothing, where
+                    // OpenSSH's read(2) would still mark the file accessed: so does this.
+                    let _ = nix::sys::uio::pread(src, &mut [0u8; 1], src_off);
+                    break;
+                }
                 Ok(n) => {
                     src_off += n as i64;
                     dst_off += n as i64;
