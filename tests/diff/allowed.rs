@@ -133,11 +133,12 @@ fn only_status(o: &Outcome) -> Option<(u32, u32, &[u8])> {
 }
 
 fn rename_noreplace(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
+    // Whatever OpenSSH made of the target (replaced it, or failed on what is behind
+    // the dangling link), ours found it there.
     matches!(s.step.op.base(), Op::Rename(..))
         && matches!(
             (only_status(openssh), only_status(ours)),
-            (Some((ia, SSH_FX_OK | SSH_FX_NO_SUCH_FILE, _)), Some((ib, SSH_FX_FAILURE, b"File exists")))
-                if ia == ib
+            (Some((ia, _, _)), Some((ib, SSH_FX_FAILURE, b"File exists"))) if ia == ib
         )
 }
 
