@@ -9,11 +9,13 @@
 //! says so with `if testing_openssh() { .. } else { .. }`.
 
 use crate::support::raw::*;
+use crate::support::session::{self, abs_in};
 use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -133,11 +135,21 @@ impl Drop for ShmPath {
 
 /// A server started in a fresh scratch directory, past INIT.
 struct Session {
-    c: Client,
-    server: Server,
+    s: session::Session,
     dir: Scratch,
-    /// The extensions VERSION advertised.
-    extensions: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Deref for Session {
+    type Target = session::Session;
+    fn deref(&self) -> &session::Session {
+        &self.s
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut session::Session {
+        &mut self.s
+    }
 }
 
 impl Session {
@@ -163,24 +175,10 @@ impl Session {
     }
 
     fn init(dir: Scratch, server: Server) -> Session {
-        let mut c = Client::new(server.sock.try_clone().expect("dup socket"));
-        let extensions = match c.init() {
-            Reply::Version {
-                version: 3,
-                extensions,
-            } => extensions,
-            other => panic!("expected VERSION 3, got {other:?}"),
-        };
         Session {
-            c,
-            server,
+            s: session::Session::init(server),
             dir,
-            extensions,
         }
-    }
-
-    fn advertises(&self, name: &str) -> bool {
-        self.extensions.iter().any(|(n, _)| n == name.as_bytes())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -189,24 +187,7 @@ impl Session {
 
     /// The canonical absolute path of `name` in the scratch directory, as bytes.
     fn abs(&self, name: &str) -> Vec<u8> {
-        let base = fs::canonicalize(self.dir.path()).unwrap();
-        if name.is_empty() {
-            bytes_of(&base)
-        } else {
-            bytes_of(&base.join(name))
-        }
-    }
-
-    fn call(&mut self, req: Request) -> Reply {
-        self.c.call(&req)
-    }
-
-    /// Sends the extension request `name` with `data` and returns the reply.
-    fn ext(&mut self, name: &str, data: &[u8]) -> Reply {
-        self.call(Request::Extended {
-            name: name.as_bytes(),
-            data,
-        })
+        abs_in(self.dir.path(), name)
     }
 
     #[track_caller]
@@ -249,17 +230,6 @@ impl Session {
             }
             other => panic!("expected NAME from {name}, got {other:?}"),
         }
-    }
-
-    #[track_caller]
-    fn status(&mut self, req: Request, code: u32) {
-        let r = self.call(req);
-        assert_status(&r, code);
-    }
-
-    #[track_caller]
-    fn ok(&mut self, req: Request) {
-        self.status(req, SSH_FX_OK);
     }
 
     #[track_caller]
@@ -306,7 +276,7 @@ impl Session {
         self.c.send_packet(SSH_FXP_EXTENDED, &body);
         if testing_openssh() {
             self.c.expect_eof();
-            let st = wait_bounded(&mut self.server.child, Duration::from_secs(10));
+            let st = self.wait_exit(Duration::from_secs(10));
             assert_eq!(st.code(), Some(255), "{name}: exit status");
         } else {
             let r = self.c.recv().expect("reply to an undecodable request");

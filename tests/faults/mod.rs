@@ -13,12 +13,14 @@
 
 use crate::support::content::{assert_same_bytes, pseudo_random};
 use crate::support::raw::*;
+use crate::support::session::Session;
 use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use nix::sys::resource::{Resource, setrlimit};
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -199,8 +201,20 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 
 /// A server past INIT, and the client talking to it.
 struct Sftp {
-    c: Client,
-    server: Server,
+    s: Session,
+}
+
+impl Deref for Sftp {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.s
+    }
+}
+
+impl DerefMut for Sftp {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.s
+    }
 }
 
 impl Sftp {
@@ -214,44 +228,8 @@ impl Sftp {
 
     fn start_with(cwd: &Path, limits: &[(Resource, u64)], nonblocking: bool) -> Sftp {
         let server = spawn_server(cwd, limits, nonblocking);
-        let mut c = Client::new(server.sock.try_clone().expect("dup socket"));
-        match c.init() {
-            Reply::Version { version: 3, .. } => {}
-            other => panic!("expected VERSION 3, got {other:?}"),
-        }
-        Sftp { c, server }
-    }
-
-    fn pid(&self) -> u32 {
-        self.server.child.id()
-    }
-
-    fn call(&mut self, req: Request) -> Reply {
-        self.c.call(&req)
-    }
-
-    #[track_caller]
-    fn status(&mut self, req: Request, code: u32) {
-        let r = self.call(req);
-        assert_status(&r, code);
-    }
-
-    #[track_caller]
-    fn ok(&mut self, req: Request) {
-        self.status(req, SSH_FX_OK);
-    }
-
-    #[track_caller]
-    fn os_failure(&mut self, req: Request, os_text: &str) {
-        let r = self.call(req);
-        assert_os_failure(&r, os_text);
-    }
-
-    #[track_caller]
-    fn handle(&mut self, req: Request) -> Vec<u8> {
-        match self.call(req) {
-            Reply::Handle { handle, .. } => handle,
-            other => panic!("expected HANDLE, got {other:?}"),
+        Sftp {
+            s: Session::init(server),
         }
     }
 
@@ -265,32 +243,8 @@ impl Sftp {
     }
 
     #[track_caller]
-    fn read(&mut self, handle: &[u8], offset: u64, len: u32) -> Vec<u8> {
-        match self.call(Request::Read {
-            handle,
-            offset,
-            len,
-        }) {
-            Reply::Data { data, .. } => data,
-            other => panic!("expected DATA, got {other:?}"),
-        }
-    }
-
-    #[track_caller]
-    fn write(&mut self, handle: &[u8], offset: u64, data: &[u8]) {
-        self.ok(Request::Write {
-            handle,
-            offset,
-            data,
-        });
-    }
-
-    #[track_caller]
     fn size_of(&mut self, path: &[u8]) -> u64 {
-        match self.call(Request::Stat { path }) {
-            Reply::Attrs { attrs, .. } => attrs.size,
-            other => panic!("expected ATTRS, got {other:?}"),
-        }
+        self.attrs(Request::Stat { path }).size
     }
 
     /// Proves the session still answers.
@@ -328,13 +282,13 @@ impl Sftp {
     /// Closes our end; the server must exit 0 within the limit.
     #[track_caller]
     fn finish(self) {
-        let st = self.server.finish();
+        let st = self.s.finish();
         assert_eq!(st.code(), Some(0), "server ended with {}", describe(&st));
     }
 
     /// Waits (bounded) for the server to exit on its own.
     fn exit_status(&mut self) -> ExitStatus {
-        wait_bounded(&mut self.server.child, EXIT_LIMIT)
+        self.wait_exit(EXIT_LIMIT)
     }
 }
 
@@ -831,7 +785,7 @@ fn fault_client_killed_mid_pipelined_upload() {
     assert_eq!(acked, (0..8).collect::<Vec<_>>(), "in request order");
     s.c.sock.shutdown(std::net::Shutdown::Both).unwrap();
     writer.join().unwrap();
-    let Sftp { c, mut server } = s;
+    let Session { c, mut server, .. } = s.s;
     drop(c);
     let _ = server.sock.shutdown(std::net::Shutdown::Both);
     let started = Instant::now();

@@ -7,10 +7,12 @@
 //! `if testing_openssh() { .. } else { .. }`.
 
 use crate::support::raw::*;
+use crate::support::session::{Session, abs_in};
 use crate::support::status::*;
-use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
+use crate::support::{Scratch, Server, server_bin, testing_openssh};
 use std::fs;
 use std::io::Read;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -149,9 +151,21 @@ fn expected_longname(name: &[u8], m: &fs::Metadata, now: i64) -> Vec<u8> {
 
 /// A server started in a fresh scratch directory, past INIT.
 struct Sftp {
-    c: Client,
-    server: Server,
+    s: Session,
     dir: Scratch,
+}
+
+impl Deref for Sftp {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.s
+    }
+}
+
+impl DerefMut for Sftp {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.s
+    }
 }
 
 impl Sftp {
@@ -170,8 +184,10 @@ impl Sftp {
         set_umask();
         let dir = Scratch::new(tag);
         let server = Server::spawn_with(&server_bin(), dir.path(), args, stderr);
-        let c = Client::new(server.sock.try_clone().expect("dup socket"));
-        Sftp { c, server, dir }
+        Sftp {
+            s: Session::raw(server),
+            dir,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -180,44 +196,15 @@ impl Sftp {
 
     /// The canonical absolute path of `name` in the scratch directory, as bytes.
     fn abs(&self, name: &str) -> Vec<u8> {
-        let base = fs::canonicalize(self.dir.path()).unwrap();
-        if name.is_empty() {
-            bytes_of(&base)
-        } else {
-            bytes_of(&base.join(name))
-        }
+        abs_in(self.dir.path(), name)
     }
 
-    fn call(&mut self, req: Request) -> Reply {
-        self.c.call(&req)
-    }
-
-    #[track_caller]
-    fn status(&mut self, req: Request, code: u32) {
-        let r = self.call(req);
-        assert_status(&r, code);
-    }
-
-    #[track_caller]
-    fn ok(&mut self, req: Request) {
-        self.status(req, SSH_FX_OK);
-    }
-
-    #[track_caller]
-    fn os_failure(&mut self, req: Request, os_text: &str) {
-        let r = self.call(req);
-        assert_os_failure(&r, os_text);
-    }
-
+    /// A HANDLE reply whose handle is 1 to 256 bytes long.
     #[track_caller]
     fn handle(&mut self, req: Request) -> Vec<u8> {
-        match self.call(req) {
-            Reply::Handle { handle, .. } => {
-                assert!(!handle.is_empty() && handle.len() <= 256, "{handle:?}");
-                handle
-            }
-            other => panic!("expected HANDLE, got {other:?}"),
-        }
+        let handle = self.s.handle(req);
+        assert!(!handle.is_empty() && handle.len() <= 256, "{handle:?}");
+        handle
     }
 
     #[track_caller]
@@ -227,48 +214,6 @@ impl Sftp {
             pflags,
             attrs,
         })
-    }
-
-    #[track_caller]
-    fn data(&mut self, req: Request) -> Vec<u8> {
-        match self.call(req) {
-            Reply::Data { data, .. } => data,
-            other => panic!("expected DATA, got {other:?}"),
-        }
-    }
-
-    #[track_caller]
-    fn read(&mut self, handle: &[u8], offset: u64, len: u32) -> Vec<u8> {
-        self.data(Request::Read {
-            handle,
-            offset,
-            len,
-        })
-    }
-
-    #[track_caller]
-    fn write(&mut self, handle: &[u8], offset: u64, data: &[u8]) {
-        self.ok(Request::Write {
-            handle,
-            offset,
-            data,
-        });
-    }
-
-    #[track_caller]
-    fn attrs(&mut self, req: Request) -> Attrs {
-        match self.call(req) {
-            Reply::Attrs { attrs, .. } => attrs,
-            other => panic!("expected ATTRS, got {other:?}"),
-        }
-    }
-
-    #[track_caller]
-    fn names(&mut self, req: Request) -> Vec<NameEntry> {
-        match self.call(req) {
-            Reply::Name { entries, .. } => entries,
-            other => panic!("expected NAME, got {other:?}"),
-        }
     }
 
     /// A NAME reply with exactly one entry whose name and long name are both `expected`
@@ -329,12 +274,12 @@ impl Sftp {
 
     /// Closes our end and returns the server's exit status (bounded wait).
     fn finish(self) -> ExitStatus {
-        self.server.finish()
+        self.s.finish()
     }
 
     /// Waits (bounded) for the server to exit by itself, our end still open.
     fn exit_status(mut self) -> ExitStatus {
-        wait_bounded(&mut self.server.child, Duration::from_secs(10))
+        self.wait_exit(Duration::from_secs(10))
     }
 }
 
