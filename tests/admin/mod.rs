@@ -1558,7 +1558,7 @@ fn admin_log_lines_info() {
     let log = compare_session_logs("INFO");
     // Spot checks that the session did what it should, in OpenSSH's words.
     for want in [
-        format!("session opened for local user {user} from [192.0.2.1]"),
+        session_opened(&user),
         "open \"file\" flags WRITE,CREATE,TRUNCATE mode 0644".to_string(),
         "close \"file\" bytes read 0 written 11".to_string(),
         "set \"file\" size 5".to_string(),
@@ -1566,7 +1566,7 @@ fn admin_log_lines_info() {
         "sent status No such file".to_string(),
         "sent status Permission denied".to_string(),
         "forced close \"file3\" bytes read 5 written 0".to_string(),
-        format!("session closed for local user {user} from [192.0.2.1]"),
+        session_closed(&user),
     ] {
         assert!(
             log.contains(&want),
@@ -1825,6 +1825,24 @@ fn syslog_line(pri: u32, msg: &str) -> String {
     format!("<{pri}>TIME sftp-server[PID]: {msg}")
 }
 
+/// The log message that starts a session from the client in `CONN`.
+fn session_opened(user: &str) -> String {
+    format!("session opened for local user {user} from [192.0.2.1]")
+}
+
+/// The log message that ends a session from the client in `CONN`.
+fn session_closed(user: &str) -> String {
+    format!("session closed for local user {user} from [192.0.2.1]")
+}
+
+/// OpenSSH's result (`got[0]`) is `want`, and ours (`got[1]`) is the same.
+#[track_caller]
+fn assert_syslog(got: &[Logged; 2], want: &Logged) {
+    assert_eq!(&got[0], want, "OpenSSH's syslog datagrams");
+    assert_same_lines("syslog datagrams", &got[0].syslog, &got[1].syslog);
+    assert_eq!(got[1], got[0]);
+}
+
 #[test]
 fn admin_syslog_delivery() {
     let user = me().name;
@@ -1844,10 +1862,7 @@ fn admin_syslog_delivery() {
     let want = Logged {
         status: Some(0),
         syslog: vec![
-            syslog_line(
-                158,
-                &format!("session opened for local user {user} from [192.0.2.1]"),
-            ),
+            syslog_line(158, &session_opened(&user)),
             syslog_line(
                 155,
                 "error: chdir to \"/nonexistent-sftp-dir\" failed: No such file or directory",
@@ -1856,16 +1871,11 @@ fn admin_syslog_delivery() {
             syslog_line(158, "open \"missing\" flags READ mode 0666"),
             syslog_line(158, "sent status No such file"),
             syslog_line(159, "debug1: read eof"),
-            syslog_line(
-                158,
-                &format!("session closed for local user {user} from [192.0.2.1]"),
-            ),
+            syslog_line(158, &session_closed(&user)),
         ],
         stderr: String::new(),
     };
-    assert_eq!(got[0], want, "OpenSSH's syslog datagrams");
-    assert_same_lines("syslog datagrams", &got[0].syslog, &got[1].syslog);
-    assert_eq!(got[1], got[0]);
+    assert_syslog(&got, &want);
 }
 
 #[test]
@@ -1876,22 +1886,14 @@ fn admin_syslog_info_level_and_default_facility() {
     let want = Logged {
         status: Some(0),
         syslog: vec![
-            syslog_line(
-                38,
-                &format!("session opened for local user {user} from [192.0.2.1]"),
-            ),
+            syslog_line(38, &session_opened(&user)),
             syslog_line(38, "open \"missing\" flags READ mode 0666"),
             syslog_line(38, "sent status No such file"),
-            syslog_line(
-                38,
-                &format!("session closed for local user {user} from [192.0.2.1]"),
-            ),
+            syslog_line(38, &session_closed(&user)),
         ],
         stderr: String::new(),
     };
-    assert_eq!(got[0], want, "OpenSSH's syslog datagrams");
-    assert_same_lines("syslog datagrams", &got[0].syslog, &got[1].syslog);
-    assert_eq!(got[1], got[0]);
+    assert_syslog(&got, &want);
 }
 
 #[test]
