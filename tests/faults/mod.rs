@@ -279,6 +279,16 @@ impl Sftp {
             .collect()
     }
 
+    /// Reads the OK replies to `n` WRITEs sent with ids from `first_id` on, in order.
+    #[track_caller]
+    fn expect_write_acks(&mut self, first_id: u32, n: u32) {
+        for i in 0..n {
+            let r = self.c.recv().expect("WRITE reply");
+            assert_eq!(r.id(), Some(first_id + i));
+            assert_status(&r, SSH_FX_OK);
+        }
+    }
+
     /// Closes our end; the server must exit 0 within the limit.
     #[track_caller]
     fn finish(self) {
@@ -321,6 +331,24 @@ fn write_requests<'a>(handle: &'a [u8], chunks: &'a [Vec<u8>]) -> Vec<Request<'a
             data,
         })
         .collect()
+}
+
+/// The WRITE requests for `chunks` (see `write_requests`) encoded back to back with ids
+/// from `first_id` on.
+fn encoded_writes(handle: &[u8], chunks: &[Vec<u8>], first_id: u32) -> Vec<u8> {
+    write_requests(handle, chunks)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.encode(first_id + i as u32))
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// Asserts the file holds every one of `chunks`, all acknowledged.
+#[track_caller]
+fn assert_all_chunks(path: &Path, chunks: &[Vec<u8>]) {
+    let all: Vec<usize> = (0..chunks.len()).collect();
+    assert_eq!(assert_chunks_prefix(path, chunks, &all), chunks.len());
 }
 
 /// Asserts the file holds exactly the acknowledged chunks: a prefix of `chunks`, each
@@ -768,12 +796,7 @@ fn fault_client_killed_mid_pipelined_upload() {
     let h = s.open(b"upload", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC);
     let chunks = chunk_data(300, 64, 32 * KIB);
     let first_id = s.c.fresh_id();
-    let bytes: Vec<u8> = write_requests(&h, &chunks)
-        .iter()
-        .enumerate()
-        .map(|(i, r)| r.encode(first_id + i as u32))
-        .collect::<Vec<_>>()
-        .concat();
+    let bytes = encoded_writes(&h, &chunks, first_id);
     let writer = send_in_background(&s.c.sock, bytes);
     // Read a few acknowledgements, then vanish while the rest is in flight.
     let mut acked = Vec::new();
@@ -1261,27 +1284,14 @@ fn fault_memory_pipelined_writes() {
     let size = MAX_PACKET - (1 + 4 + 4 + h.len() + 8 + 4);
     let chunks = chunk_data(500, 64, size);
     let first_id = s.c.fresh_id();
-    let bytes: Vec<u8> = write_requests(&h, &chunks)
-        .iter()
-        .enumerate()
-        .map(|(i, r)| r.encode(first_id + i as u32))
-        .collect::<Vec<_>>()
-        .concat();
+    let bytes = encoded_writes(&h, &chunks, first_id);
     // 16 MiB of requests sent while the replies come back.
     let writer = send_in_background(&s.c.sock, bytes);
-    for i in 0..64 {
-        let r = s.c.recv().expect("WRITE reply");
-        assert_eq!(r.id(), Some(first_id + i));
-        assert_status(&r, SSH_FX_OK);
-    }
+    s.expect_write_acks(first_id, 64);
     writer.join().unwrap();
     check_peak_rss(&s, "64 pipelined WRITEs of 256 KiB", TRANSFER_RSS_BOUND_KIB);
     s.ok(Request::Close { handle: &h });
-    let all: Vec<usize> = (0..64).collect();
-    assert_eq!(
-        assert_chunks_prefix(&dir.path().join("big"), &chunks, &all),
-        64
-    );
+    assert_all_chunks(&dir.path().join("big"), &chunks);
     s.finish();
 }
 
@@ -1380,18 +1390,9 @@ fn round_trip(
     );
     let chunks = chunk_data(seed, 64, size);
     let first_id = s.c.fresh_id();
-    let bytes: Vec<u8> = write_requests(&h, &chunks)
-        .iter()
-        .enumerate()
-        .map(|(i, r)| r.encode(first_id + i as u32))
-        .collect::<Vec<_>>()
-        .concat();
+    let bytes = encoded_writes(&h, &chunks, first_id);
     let writer = send(&s.c.sock, bytes);
-    for i in 0..64 {
-        let r = s.c.recv().expect("WRITE reply");
-        assert_eq!(r.id(), Some(first_id + i));
-        assert_status(&r, SSH_FX_OK);
-    }
+    s.expect_write_acks(first_id, 64);
     writer.join().unwrap();
     let reqs: Vec<Request> = (0..64)
         .map(|i| Request::Read {
@@ -1407,8 +1408,7 @@ fn round_trip(
         }
     }
     s.ok(Request::Close { handle: &h });
-    let all: Vec<usize> = (0..64).collect();
-    assert_eq!(assert_chunks_prefix(&dir.join("up"), &chunks, &all), 64);
+    assert_all_chunks(&dir.join("up"), &chunks);
 }
 
 #[test]
