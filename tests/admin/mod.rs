@@ -296,6 +296,11 @@ impl Session {
         summary(&reply).replace(&self.root, "<ROOT>")
     }
 
+    /// Sends the extension request `name` with `data`; the reply as `call` gives it.
+    fn ext(&mut self, name: &[u8], data: &[u8]) -> String {
+        self.call(Request::Extended { name, data })
+    }
+
     /// Sends a request that must return a handle.
     fn handle(&mut self, req: Request) -> Vec<u8> {
         match self.client.call(&req) {
@@ -1067,28 +1072,10 @@ fn every_request(s: &mut Session) -> Vec<String> {
                 }),
             );
             let hb = one_string(&h);
-            note(
-                "fsync",
-                s.call(Request::Extended {
-                    name: b"fsync@openssh.com",
-                    data: &hb,
-                }),
-            );
-            note(
-                "fstatvfs",
-                s.call(Request::Extended {
-                    name: b"fstatvfs@openssh.com",
-                    data: &hb,
-                }),
-            );
+            note("fsync", s.ext(b"fsync@openssh.com", &hb));
+            note("fstatvfs", s.ext(b"fstatvfs@openssh.com", &hb));
             let copy = Buf::new().str(&h).u64(0).u64(0).str(&h).u64(0).into_vec();
-            note(
-                "copy-data",
-                s.call(Request::Extended {
-                    name: b"copy-data",
-                    data: &copy,
-                }),
-            );
+            note("copy-data", s.ext(b"copy-data", &copy));
             note("close", s.call(Request::Close { handle: &h }));
         }
         other => note("open f READ", summary(&other)),
@@ -1108,28 +1095,10 @@ fn every_request(s: &mut Session) -> Vec<String> {
         other => note("opendir d", summary(&other)),
     }
     let dot = one_string(b".");
-    note(
-        "statvfs .",
-        s.call(Request::Extended {
-            name: b"statvfs@openssh.com",
-            data: &dot,
-        }),
-    );
-    note(
-        "limits",
-        s.call(Request::Extended {
-            name: b"limits@openssh.com",
-            data: b"",
-        }),
-    );
+    note("statvfs .", s.ext(b"statvfs@openssh.com", &dot));
+    note("limits", s.ext(b"limits@openssh.com", b""));
     let d = one_string(b"d");
-    note(
-        "expand-path d",
-        s.call(Request::Extended {
-            name: b"expand-path@openssh.com",
-            data: &d,
-        }),
-    );
+    note("expand-path d", s.ext(b"expand-path@openssh.com", &d));
 
     // Requests by path that write.
     note(
@@ -1140,13 +1109,7 @@ fn every_request(s: &mut Session) -> Vec<String> {
         }),
     );
     let lset = Buf::new().str(b"l").attrs(&perms(0o600)).into_vec();
-    note(
-        "lsetstat l",
-        s.call(Request::Extended {
-            name: b"lsetstat@openssh.com",
-            data: &lset,
-        }),
-    );
+    note("lsetstat l", s.ext(b"lsetstat@openssh.com", &lset));
     note("remove f", s.call(Request::Remove { path: b"f" }));
     note(
         "mkdir new",
@@ -1171,20 +1134,8 @@ fn every_request(s: &mut Session) -> Vec<String> {
         }),
     );
     let fg = two_strings(b"f", b"g");
-    note(
-        "posix-rename f g",
-        s.call(Request::Extended {
-            name: b"posix-rename@openssh.com",
-            data: &fg,
-        }),
-    );
-    note(
-        "hardlink f g",
-        s.call(Request::Extended {
-            name: b"hardlink@openssh.com",
-            data: &fg,
-        }),
-    );
+    note("posix-rename f g", s.ext(b"posix-rename@openssh.com", &fg));
+    note("hardlink f g", s.ext(b"hardlink@openssh.com", &fg));
     t
 }
 
@@ -1431,27 +1382,18 @@ fn logged_session(s: &mut Session) -> Vec<String> {
         new: b"file2",
     }));
     let data = two_strings(b"file2", b"file3");
-    t.push(s.call(Request::Extended {
-        name: b"posix-rename@openssh.com",
-        data: &data,
-    }));
+    t.push(s.ext(b"posix-rename@openssh.com", &data));
     t.push(s.call(Request::Symlink {
         target: b"file3",
         link: b"link",
     }));
     let data = two_strings(b"file3", b"hard");
-    t.push(s.call(Request::Extended {
-        name: b"hardlink@openssh.com",
-        data: &data,
-    }));
+    t.push(s.ext(b"hardlink@openssh.com", &data));
     t.push(s.call(Request::Remove { path: b"hard" }));
     t.push(s.call(Request::Remove { path: b"link" }));
     t.push(s.call(Request::Rmdir { path: b"dir" }));
     let data = one_string(b".");
-    t.push(s.call(Request::Extended {
-        name: b"statvfs@openssh.com",
-        data: &data,
-    }));
+    t.push(s.ext(b"statvfs@openssh.com", &data));
     t.push(s.call(Request::Stat { path: b"missing" }));
     // Refused by -P readlink.
     t.push(s.call(Request::Readlink { path: b"file3" }));
