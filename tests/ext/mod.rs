@@ -9,13 +9,12 @@
 //! says so with `if testing_openssh() { .. } else { .. }`.
 
 use crate::support::raw::*;
-use crate::support::session::{self, abs_in};
+use crate::support::session::{self, abs_in, deref_to_session};
 use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
-use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -139,18 +138,7 @@ struct Session {
     dir: Scratch,
 }
 
-impl Deref for Session {
-    type Target = session::Session;
-    fn deref(&self) -> &session::Session {
-        &self.s
-    }
-}
-
-impl DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut session::Session {
-        &mut self.s
-    }
-}
+deref_to_session!(Session, s);
 
 impl Session {
     fn start(tag: &str) -> Session {

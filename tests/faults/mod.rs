@@ -13,14 +13,13 @@
 
 use crate::support::content::{assert_same_bytes, pseudo_random};
 use crate::support::raw::*;
-use crate::support::session::Session;
+use crate::support::session::{Session, deref_to_session};
 use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use nix::sys::resource::{Resource, setrlimit};
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::ops::{Deref, DerefMut};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -204,18 +203,7 @@ struct Sftp {
     s: Session,
 }
 
-impl Deref for Sftp {
-    type Target = Session;
-    fn deref(&self) -> &Session {
-        &self.s
-    }
-}
-
-impl DerefMut for Sftp {
-    fn deref_mut(&mut self) -> &mut Session {
-        &mut self.s
-    }
-}
+deref_to_session!(Sftp, s);
 
 impl Sftp {
     fn start(cwd: &Path) -> Sftp {

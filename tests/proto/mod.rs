@@ -7,12 +7,11 @@
 //! `if testing_openssh() { .. } else { .. }`.
 
 use crate::support::raw::*;
-use crate::support::session::{Session, abs_in};
+use crate::support::session::{Session, abs_in, deref_to_session};
 use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh};
 use std::fs;
 use std::io::Read;
-use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -155,18 +154,7 @@ struct Sftp {
     dir: Scratch,
 }
 
-impl Deref for Sftp {
-    type Target = Session;
-    fn deref(&self) -> &Session {
-        &self.s
-    }
-}
-
-impl DerefMut for Sftp {
-    fn deref_mut(&mut self) -> &mut Session {
-        &mut self.s
-    }
-}
+deref_to_session!(Sftp, s);
 
 impl Sftp {
     /// Starts a server and completes INIT/VERSION.

@@ -1,6 +1,7 @@
-//! A raw-client session with one server: the request helpers the protocol, extension
-//! and fault tests share. Each test module wraps it (through `Deref`) to add its own
-//! start-up and specialised checks.
+//! A raw-client session with one server: the request helpers the protocol, extension,
+//! fault and confinement tests share. Each module wraps it in its own session type
+//! (reaching it through `deref_to_session!`, or by delegating) to add its own start-up
+//! and specialised checks.
 
 use super::raw::*;
 use super::status::*;
@@ -150,3 +151,23 @@ pub fn abs_in(dir: &Path, name: &str) -> Vec<u8> {
         bytes_of(&base.join(name))
     }
 }
+
+/// Implements `Deref` and `DerefMut` from `$wrapper` to the `Session` in its field
+/// `$field`, so a module's own session type has the shared helpers besides its own.
+macro_rules! deref_to_session {
+    ($wrapper:ty, $field:ident) => {
+        impl std::ops::Deref for $wrapper {
+            type Target = $crate::support::session::Session;
+            fn deref(&self) -> &Self::Target {
+                &self.$field
+            }
+        }
+
+        impl std::ops::DerefMut for $wrapper {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.$field
+            }
+        }
+    };
+}
+pub(crate) use deref_to_session;
