@@ -27,6 +27,18 @@ const OPENSSH_SERVER: &str = "/usr/lib/openssh/sftp-server";
 /// SSH_CONNECTION for sessions whose log lines are compared: without it the two
 /// servers name the client differently by design (see admin_session_line_*).
 const CONN: &[(&str, &str)] = &[("SSH_CONNECTION", "192.0.2.1 5555 192.0.2.2 22")];
+/// The client address the server takes from `CONN`.
+const CONN_ADDR: &str = "192.0.2.1";
+
+/// The log message that starts `user`'s session from client address `addr`.
+fn session_opened(user: &str, addr: &str) -> String {
+    format!("session opened for local user {user} from [{addr}]")
+}
+
+/// The log message that ends `user`'s session from client address `addr`.
+fn session_closed(user: &str, addr: &str) -> String {
+    format!("session closed for local user {user} from [{addr}]")
+}
 
 /// How long any one server process may run.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -83,11 +95,11 @@ fn leak(s: String) -> &'static str {
 /// What `-e` with `level` prints for a session that ends at once (stdin at EOF).
 fn empty_session_log(level: &str) -> &'static str {
     let user = me().name;
-    let open = format!("session opened for local user {user} from [UNKNOWN]\r\n");
-    let close = format!("session closed for local user {user} from [UNKNOWN]\r\n");
+    let open = session_opened(&user, "UNKNOWN");
+    let close = session_closed(&user, "UNKNOWN");
     leak(match level {
-        "INFO" | "VERBOSE" => format!("{open}{close}"),
-        _ => format!("{open}debug1: read eof\r\n{close}"),
+        "INFO" | "VERBOSE" => format!("{open}\r\n{close}\r\n"),
+        _ => format!("{open}\r\ndebug1: read eof\r\n{close}\r\n"),
     })
 }
 
@@ -1500,7 +1512,7 @@ fn admin_log_lines_info() {
     let log = compare_session_logs("INFO");
     // Spot checks that the session did what it should, in OpenSSH's words.
     for want in [
-        session_opened(&user),
+        session_opened(&user, CONN_ADDR),
         "open \"file\" flags WRITE,CREATE,TRUNCATE mode 0644".to_string(),
         "close \"file\" bytes read 0 written 11".to_string(),
         "set \"file\" size 5".to_string(),
@@ -1508,7 +1520,7 @@ fn admin_log_lines_info() {
         "sent status No such file".to_string(),
         "sent status Permission denied".to_string(),
         "forced close \"file3\" bytes read 5 written 0".to_string(),
-        session_closed(&user),
+        session_closed(&user, CONN_ADDR),
     ] {
         assert!(
             log.contains(&want),
@@ -1584,12 +1596,7 @@ fn check_ssh_connection(cases: &[(&str, Option<i32>, Vec<String>)]) {
 #[test]
 fn admin_session_line_names_the_client_address() {
     let user = me().name;
-    let lines = |addr: &str| {
-        vec![
-            format!("session opened for local user {user} from [{addr}]"),
-            format!("session closed for local user {user} from [{addr}]"),
-        ]
-    };
+    let lines = |addr: &str| vec![session_opened(&user, addr), session_closed(&user, addr)];
     check_ssh_connection(&[
         ("192.0.2.1 5555 192.0.2.2 22", Some(0), lines("192.0.2.1")),
         (
@@ -1614,7 +1621,7 @@ fn admin_malformed_ssh_connection_ends_the_session() {
     let lines = |conn: &str| {
         vec![
             format!("Malformed SSH_CONNECTION variable: \"{conn}\""),
-            format!("session closed for local user {user} from [{conn}]"),
+            session_closed(&user, conn),
         ]
     };
     check_ssh_connection(&[
@@ -1767,16 +1774,6 @@ fn syslog_line(pri: u32, msg: &str) -> String {
     format!("<{pri}>TIME sftp-server[PID]: {msg}")
 }
 
-/// The log message that starts a session from the client in `CONN`.
-fn session_opened(user: &str) -> String {
-    format!("session opened for local user {user} from [192.0.2.1]")
-}
-
-/// The log message that ends a session from the client in `CONN`.
-fn session_closed(user: &str) -> String {
-    format!("session closed for local user {user} from [192.0.2.1]")
-}
-
 /// OpenSSH's result (`got[0]`) is `want`, and ours (`got[1]`) is the same.
 #[track_caller]
 fn assert_syslog(got: &[Logged; 2], want: &Logged) {
@@ -1804,7 +1801,7 @@ fn admin_syslog_delivery() {
     let want = Logged {
         status: Some(0),
         syslog: vec![
-            syslog_line(158, &session_opened(&user)),
+            syslog_line(158, &session_opened(&user, CONN_ADDR)),
             syslog_line(
                 155,
                 "error: chdir to \"/nonexistent-sftp-dir\" failed: No such file or directory",
@@ -1813,7 +1810,7 @@ fn admin_syslog_delivery() {
             syslog_line(158, "open \"missing\" flags READ mode 0666"),
             syslog_line(158, "sent status No such file"),
             syslog_line(159, "debug1: read eof"),
-            syslog_line(158, &session_closed(&user)),
+            syslog_line(158, &session_closed(&user, CONN_ADDR)),
         ],
         stderr: String::new(),
     };
@@ -1828,10 +1825,10 @@ fn admin_syslog_info_level_and_default_facility() {
     let want = Logged {
         status: Some(0),
         syslog: vec![
-            syslog_line(38, &session_opened(&user)),
+            syslog_line(38, &session_opened(&user, CONN_ADDR)),
             syslog_line(38, "open \"missing\" flags READ mode 0666"),
             syslog_line(38, "sent status No such file"),
-            syslog_line(38, &session_closed(&user)),
+            syslog_line(38, &session_closed(&user, CONN_ADDR)),
         ],
         stderr: String::new(),
     };
