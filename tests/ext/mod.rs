@@ -246,11 +246,6 @@ impl Session {
         }
     }
 
-    #[track_caller]
-    fn close(&mut self, handle: &[u8]) {
-        self.ok(Request::Close { handle });
-    }
-
     /// Sends an EXTENDED request whose data does not decode: OpenSSH exits with status
     /// 255; ours answers BAD_MESSAGE with the id and goes on.
     #[track_caller]

@@ -398,7 +398,7 @@ fn fault_dev_full_write_is_no_space() {
         assert_os_failure(&r, "No space left on device");
     }
     s.alive();
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 }
 
@@ -436,7 +436,7 @@ fn fault_tmpfs_full_pipelined_writes() {
     let retry = failed[0];
     s.write(&h, (retry * 32 * KIB) as u64, &chunks[retry]);
     acked.push(retry);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let n = assert_chunks_prefix(&mnt.path.join("upload"), &chunks, &acked);
     println!(
         "fault_tmpfs_full: {} of 64 chunks acknowledged, first refused {}, file {n} chunks",
@@ -462,7 +462,7 @@ fn fault_tmpfs_out_of_inodes() {
         }) {
             Reply::Handle { handle, .. } => {
                 s.write(&handle, 0, &path);
-                s.ok(Request::Close { handle: &handle });
+                s.close(&handle);
                 created.push(path);
             }
             r => {
@@ -491,7 +491,7 @@ fn fault_tmpfs_out_of_inodes() {
     let h = s.open(b"mnt/f0", SSH_FXF_READ | SSH_FXF_WRITE);
     assert_eq!(s.read(&h, 0, 100), b"mnt/f0");
     s.write(&h, 6, b"+");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     // One removed, one more fits.
     let last = created.pop().unwrap();
     s.ok(Request::Remove { path: &last });
@@ -558,10 +558,10 @@ fn fault_file_too_large_rlimit_fsize() {
     );
     // Below the limit it goes on working: rewrite the first chunk and read it back.
     s.write(&h, 0, &chunks[0]);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let h = s.open(b"big", SSH_FXF_READ);
     assert_eq!(s.read(&h, 0, 32 * KIB as u32), chunks[0]);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(s.size_of(b"big"), limit as u64);
     assert_eq!(
         assert_chunks_prefix(&dir.path().join("big"), &chunks, &[0, 1, 2]),
@@ -623,7 +623,7 @@ fn fault_read_only_file_system() {
     // Reading is unaffected.
     let h = s.open(b"ro/f", SSH_FXF_READ);
     assert_eq!(s.read(&h, 0, 100), b"still readable");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let h = s.handle(Request::Opendir { path: b"ro" });
     match s.call(Request::Readdir { handle: &h }) {
         Reply::Name { entries, .. } => {
@@ -633,7 +633,7 @@ fn fault_read_only_file_system() {
         }
         other => panic!("expected NAME, got {other:?}"),
     }
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 }
 
@@ -689,7 +689,7 @@ fn fault_immutable_and_append_only_files_refuse_root() {
     }
     let h = s.open(b"m/frozen", SSH_FXF_READ);
     assert_eq!(s.read(&h, 0, 100), b"frozen");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 
     // Append-only file: opened for plain writing it is refused; with APPEND it works.
     s.status(
@@ -710,7 +710,7 @@ fn fault_immutable_and_append_only_files_refuse_root() {
         },
         DENIED,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 
     // Immutable directory: nothing created or removed in it.
     s.status(
@@ -737,7 +737,7 @@ fn fault_immutable_and_append_only_files_refuse_root() {
     // A file in it can still be rewritten in place.
     let h = s.open(b"m/fdir/inside", SSH_FXF_WRITE);
     s.write(&h, 0, b"IN");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 
     assert_eq!(fs::read(mnt.path.join("frozen")).unwrap(), b"frozen");
@@ -769,7 +769,7 @@ fn fault_write_refused_by_the_kernel_is_failure() {
             "{r:?}"
         );
     }
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.alive();
     s.finish();
 }
@@ -998,15 +998,15 @@ fn fault_handle_cap_with_low_nofile() {
     assert_eq!(s.read(&handles[0], 0, 10), b"data");
     // Closing one lets exactly one more open.
     let last = handles.pop().unwrap();
-    s.ok(Request::Close { handle: &last });
+    s.close(&last);
     let again = s.open(b"f", SSH_FXF_READ);
     assert_eq!(s.read(&again, 0, 10), b"data");
     s.os_failure(Request::Opendir { path: b"d" }, EMFILE);
-    s.ok(Request::Close { handle: &again });
+    s.close(&again);
     let d = s.handle(Request::Opendir { path: b"d" });
-    s.ok(Request::Close { handle: &d });
+    s.close(&d);
     for h in &handles {
-        s.ok(Request::Close { handle: h });
+        s.close(h);
     }
     s.finish();
 }
@@ -1161,7 +1161,7 @@ fn fault_100k_bad_handles() {
     assert!(took < Duration::from_secs(30), "took {took:?}");
     // The real handle is untouched.
     assert_eq!(s.read(&real, 0, 100), b"the one real file");
-    s.ok(Request::Close { handle: &real });
+    s.close(&real);
     assert_eq!(
         fs::read(dir.path().join("f")).unwrap(),
         b"the one real file"
@@ -1219,7 +1219,7 @@ fn fault_readdir_of_deleted_directory() {
     seen.extend(readdir_until_eof(&mut s, &h, 10));
     // EOF again, then the handle closes normally.
     assert_status(&s.call(Request::Readdir { handle: &h }), SSH_FX_EOF);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let unique: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "a name listed twice");
     assert!(
@@ -1237,7 +1237,7 @@ fn fault_readdir_of_deleted_directory() {
         names.iter().all(|n| all.contains(n)),
         "names that never existed: {names:?}"
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.alive();
     s.finish();
 }
@@ -1278,7 +1278,7 @@ fn fault_memory_pipelined_writes() {
     s.expect_write_acks(first_id, 64);
     writer.join().unwrap();
     check_peak_rss(&s, "64 pipelined WRITEs of 256 KiB", TRANSFER_RSS_BOUND_KIB);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_all_chunks(&dir.path().join("big"), &chunks);
     s.finish();
 }
@@ -1312,7 +1312,7 @@ fn fault_memory_pipelined_reads() {
         "64 pipelined READs of 261120 bytes",
         TRANSFER_RSS_BOUND_KIB,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 }
 
@@ -1356,7 +1356,7 @@ fn fault_memory_readdir_100k_entries() {
     }
     assert_eq!(count, ENTRIES + 2, "every entry, with . and ..");
     check_peak_rss(&s, "READDIR of 100,000 entries", LISTING_RSS_BOUND_KIB);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 }
 
@@ -1395,7 +1395,7 @@ fn round_trip(
             other => panic!("expected DATA, got {other:?}"),
         }
     }
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_all_chunks(&dir.join("up"), &chunks);
 }
 

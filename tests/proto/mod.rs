@@ -240,7 +240,7 @@ impl Sftp {
         }
         let again = self.call(Request::Readdir { handle: &h });
         assert_status(&again, SSH_FX_EOF);
-        self.ok(Request::Close { handle: &h });
+        self.close(&h);
         all
     }
 
@@ -349,7 +349,7 @@ fn proto_open_create_modes() {
     let mut s = Sftp::start("open-mode");
     // No permissions attribute: 0666 less the umask (022).
     let h = s.open(b"plain", SSH_FXF_WRITE | SSH_FXF_CREAT, Attrs::none());
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(&s.path("plain")), 0o644);
     assert!(s.path("plain").is_file());
 
@@ -358,7 +358,7 @@ fn proto_open_create_modes() {
         SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_EXCL,
         Attrs::none().with_permissions(0o600),
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(&s.path("private")), 0o600);
 
     // The umask still applies to a requested mode.
@@ -367,7 +367,7 @@ fn proto_open_create_modes() {
         SSH_FXF_READ | SSH_FXF_WRITE | SSH_FXF_CREAT,
         Attrs::none().with_permissions(0o777),
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(&s.path("wide")), 0o755);
 
     // The mode of an existing file is left alone.
@@ -376,7 +376,7 @@ fn proto_open_create_modes() {
         SSH_FXF_WRITE | SSH_FXF_CREAT,
         Attrs::none().with_permissions(0o666),
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(&s.path("private")), 0o600);
 }
 
@@ -390,18 +390,18 @@ fn proto_open_read_write_roundtrip() {
     );
     s.write(&h, 0, b"hello world");
     assert_eq!(s.read(&h, 6, 100), b"world");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), b"hello world");
 
     // CREAT without TRUNC or EXCL opens an existing file as it is.
     let h = s.open(b"f", SSH_FXF_READ | SSH_FXF_CREAT, Attrs::none());
     assert_eq!(s.read(&h, 0, 100), b"hello world");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 
     // No access flags at all opens for reading.
     let h = s.open(b"f", 0, Attrs::none());
     assert_eq!(s.read(&h, 0, 5), b"hello");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -459,7 +459,7 @@ fn proto_open_trunc_truncates() {
     // Truncated as soon as it is open.
     assert_eq!(fs::metadata(s.path("f")).unwrap().len(), 0);
     s.write(&h, 0, b"ab");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), b"ab");
 
     // CREAT with TRUNC makes a missing file; READ with TRUNC empties it too.
@@ -468,7 +468,7 @@ fn proto_open_trunc_truncates() {
         SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
         Attrs::none(),
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::metadata(s.path("new")).unwrap().len(), 0);
     let h = s.open(
         b"f",
@@ -481,7 +481,7 @@ fn proto_open_trunc_truncates() {
         len: 10,
     });
     assert_status(&r, SSH_FX_EOF);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -492,7 +492,7 @@ fn proto_open_append_ignores_offset() {
     s.write(&h, 0, b"XYZ");
     s.write(&h, 1, b"123");
     s.write(&h, 1000, b"!");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), b"abcXYZ123!");
 }
 
@@ -521,7 +521,7 @@ fn proto_open_directory() {
     );
     // A file handle is not a directory handle.
     s.status(Request::Readdir { handle: &h }, SSH_FX_FAILURE);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 // ---------------------------------------------------------------------------
@@ -547,7 +547,7 @@ fn proto_read_data_short_and_eof() {
     }
     // Reads do not depend on a file position: the start is still there.
     assert_eq!(s.read(&h, 0, 10), b"0123456789");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -565,7 +565,7 @@ fn proto_read_len_is_capped() {
     assert_eq!(d, &content[100..100 + MAX_READ]);
     let d = s.read(&h, MAX_READ as u64, 400_000);
     assert_eq!(d, &content[MAX_READ..]);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -596,7 +596,7 @@ fn proto_read_on_directory_handle_fails() {
         },
         SSH_FX_FAILURE,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(s.dir.path()), 0o755);
 }
 
@@ -658,7 +658,7 @@ fn proto_write_sparse_and_fstat() {
     assert_eq!(a.flags, 0x0F);
     assert_eq!(a.size, (1 << 20) + 3);
     assert_eq!(a.permissions, 0o100644);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let content = fs::read(s.path("f")).unwrap();
     assert_eq!(&content[..13], b"X\0\0\0\0\0\0\0\0\0abc");
     assert!(content[13..1 << 20].iter().all(|&b| b == 0));
@@ -666,7 +666,7 @@ fn proto_write_sparse_and_fstat() {
     // An empty write succeeds and changes nothing.
     let h = s.open(b"f", SSH_FXF_WRITE, Attrs::none());
     s.write(&h, 0, b"");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), content);
 }
 
@@ -675,7 +675,7 @@ fn proto_close_twice() {
     let mut s = Sftp::start("close");
     fs::write(s.path("f"), b"x").unwrap();
     let h = s.open(b"f", SSH_FXF_READ, Attrs::none());
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.status(Request::Close { handle: &h }, SSH_FX_NO_SUCH_FILE);
     s.status(
         Request::Read {
@@ -686,7 +686,7 @@ fn proto_close_twice() {
         SSH_FX_FAILURE,
     );
     let d = s.handle(Request::Opendir { path: b"." });
-    s.ok(Request::Close { handle: &d });
+    s.close(&d);
     s.status(Request::Close { handle: &d }, SSH_FX_NO_SUCH_FILE);
     s.status(Request::Readdir { handle: &d }, SSH_FX_FAILURE);
 }
@@ -697,7 +697,7 @@ fn proto_stale_handle_does_not_reach_a_later_file() {
     fs::write(s.path("a"), b"AAAA").unwrap();
     fs::write(s.path("b"), b"BBBB").unwrap();
     let ha = s.open(b"a", SSH_FXF_READ, Attrs::none());
-    s.ok(Request::Close { handle: &ha });
+    s.close(&ha);
     let hb = s.open(b"b", SSH_FXF_READ, Attrs::none());
     let stale = s.call(Request::Read {
         handle: &ha,
@@ -718,7 +718,7 @@ fn proto_stale_handle_does_not_reach_a_later_file() {
         // The new handle is unaffected.
         assert_eq!(s.read(&hb, 0, 4), b"BBBB");
     }
-    s.ok(Request::Close { handle: &hb });
+    s.close(&hb);
 }
 
 #[test]
@@ -926,7 +926,7 @@ fn proto_setstat_owner() {
             handle: &h,
             attrs: Attrs::none().with_uidgid(m.uid(), m.gid()),
         });
-        s.ok(Request::Close { handle: &h });
+        s.close(&h);
         let m4 = fs::metadata(s.path("f")).unwrap();
         assert_eq!((m4.uid(), m4.gid()), (m.uid(), m.gid()));
     }
@@ -959,7 +959,7 @@ fn proto_fsetstat_size_mode_times() {
     let m = fs::metadata(s.path("f")).unwrap();
     assert_eq!((m.atime(), m.mtime()), (1_234_567_890, 1_234_567_891));
     assert_eq!(s.attrs(Request::Fstat { handle: &h }), attrs_of(&m));
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 
     // Truncating through a handle opened read-only: ftruncate fails with EINVAL.
     let h = s.open(b"f", SSH_FXF_READ, Attrs::none());
@@ -970,7 +970,7 @@ fn proto_fsetstat_size_mode_times() {
         },
         SSH_FX_BAD_MESSAGE,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::metadata(s.path("f")).unwrap().len(), 50);
 }
 
@@ -1052,7 +1052,7 @@ fn proto_readdir_many_entries() {
     }
     assert!(replies >= 2, "1002 entries in {replies} NAME replies");
     assert_eq!(sorted_names(&all), expected);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -1175,7 +1175,7 @@ fn proto_readdir_odd_names() {
         assert_eq!(s.attrs(Request::Stat { path: n }).size, n.len() as u64);
         let h = s.open(n, SSH_FXF_READ, Attrs::none());
         assert_eq!(s.read(&h, 0, 100), n);
-        s.ok(Request::Close { handle: &h });
+        s.close(&h);
         let mut abs = s.abs("");
         abs.push(b'/');
         abs.extend_from_slice(n);
@@ -1575,7 +1575,7 @@ fn proto_largest_packet_is_accepted() {
     let r = s.c.recv().expect("reply to the largest packet");
     assert_eq!(r.id(), Some(55));
     assert_status(&r, SSH_FX_OK);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), data);
 }
 
@@ -1644,7 +1644,7 @@ fn proto_errno_no_such_file() {
         },
         SSH_FX_NO_SUCH_FILE,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let h = s.open(b"f", SSH_FXF_WRITE, Attrs::none());
     s.status(
         Request::Read {
@@ -1654,7 +1654,7 @@ fn proto_errno_no_such_file() {
         },
         SSH_FX_NO_SUCH_FILE,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), b"x");
 }
 
@@ -1743,5 +1743,5 @@ fn proto_errno_failure_carries_os_text() {
         },
         "No space left on device",
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }

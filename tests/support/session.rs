@@ -76,6 +76,11 @@ impl Session {
     }
 
     #[track_caller]
+    pub fn close(&mut self, handle: &[u8]) {
+        self.ok(Request::Close { handle });
+    }
+
+    #[track_caller]
     pub fn os_failure(&mut self, req: Request, os_text: &str) {
         let r = self.call(req);
         assert_os_failure(&r, os_text);
