@@ -33,14 +33,20 @@ impl Session {
     /// A client on `server`'s socket past INIT/VERSION (version 3 expected).
     pub fn init(server: Server) -> Session {
         let mut s = Session::raw(server);
-        s.extensions = match s.c.init() {
+        s.handshake();
+        s
+    }
+
+    /// Sends INIT, expects VERSION 3 and keeps the extensions it advertises.
+    #[track_caller]
+    pub fn handshake(&mut self) {
+        self.extensions = match self.c.init() {
             Reply::Version {
                 version: 3,
                 extensions,
             } => extensions,
             other => panic!("expected VERSION 3, got {other:?}"),
         };
-        s
     }
 
     /// True when VERSION advertised the extension `name`.
