@@ -478,6 +478,11 @@ pub fn small_path(dir: &str, i: usize) -> String {
     format!("{dir}/f{i:05}")
 }
 
+/// The handle item `item` holds open (between the OPEN reply and CLOSE).
+fn open_handle(handles: &[Option<Vec<u8>>], item: usize) -> &[u8] {
+    handles[item].as_deref().unwrap()
+}
+
 /// Creates small files: OPEN (CREAT|TRUNC|WRITE), one WRITE, CLOSE.
 pub struct SmallCreate {
     dir: String,
@@ -674,11 +679,6 @@ impl Chain for SmallRead {
 /// (`{dir}/{from}{item}`) and after it (`{dir}/{to}{item}`).
 fn cycle_paths(dir: &str, item: usize, from: &str, to: &str) -> (String, String) {
     (format!("{dir}/{from}{item}"), format!("{dir}/{to}{item}"))
-}
-
-/// The handle item `item` holds open (between the OPEN reply and CLOSE).
-fn open_handle(handles: &[Option<Vec<u8>>], item: usize) -> &[u8] {
-    handles[item].as_deref().unwrap()
 }
 
 /// Directory metadata cycle: MKDIR, RENAME, RMDIR.
