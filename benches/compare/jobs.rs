@@ -478,6 +478,11 @@ pub fn small_path(dir: &str, i: usize) -> String {
     format!("{dir}/f{i:05}")
 }
 
+/// The handle item `item` holds open (between the OPEN reply and CLOSE).
+fn open_handle(handles: &[Option<Vec<u8>>], item: usize) -> &[u8] {
+    handles[item].as_deref().unwrap()
+}
+
 /// Creates small files: OPEN (CREAT|TRUNC|WRITE), one WRITE, CLOSE.
 pub struct SmallCreate {
     dir: String,
@@ -522,12 +527,12 @@ impl Chain for SmallCreate {
         match step {
             CreateStep::Open => req.open(&small_path(&self.dir, item), flags, Some(0o644)),
             CreateStep::Write => {
-                let handle = self.handles[item].as_deref().unwrap();
+                let handle = open_handle(&self.handles, item);
                 req.write(handle, 0, self.size, |buf| {
                     pattern::fill(buf, 0, small_seed(item))
                 });
             }
-            CreateStep::Close => req.close(self.handles[item].as_deref().unwrap()),
+            CreateStep::Close => req.close(open_handle(&self.handles, item)),
         }
     }
 
@@ -670,6 +675,12 @@ impl Chain for SmallRead {
     }
 }
 
+/// The two names item `item` of a metadata cycle in `dir` has: before the RENAME
+/// (`{dir}/{from}{item}`) and after it (`{dir}/{to}{item}`).
+fn cycle_paths(dir: &str, item: usize, from: &str, to: &str) -> (String, String) {
+    (format!("{dir}/{from}{item}"), format!("{dir}/{to}{item}"))
+}
+
 /// Directory metadata cycle: MKDIR, RENAME, RMDIR.
 pub struct MetaDir {
     pub dir: String,
@@ -696,10 +707,7 @@ impl Chain for MetaDir {
     }
 
     fn send(&mut self, item: usize, step: DirStep, req: &mut Request<'_>) {
-        let (a, b) = (
-            format!("{}/d{item}", self.dir),
-            format!("{}/r{item}", self.dir),
-        );
+        let (a, b) = cycle_paths(&self.dir, item, "d", "r");
         match step {
             DirStep::Mkdir => req.mkdir(&a, 0o755),
             DirStep::Rename => req.rename(&a, &b),
@@ -767,14 +775,11 @@ impl Chain for MetaFile {
     }
 
     fn send(&mut self, item: usize, step: FileStep, req: &mut Request<'_>) {
-        let (a, b) = (
-            format!("{}/f{item}", self.dir),
-            format!("{}/g{item}", self.dir),
-        );
+        let (a, b) = cycle_paths(&self.dir, item, "f", "g");
         let flags = pflags::WRITE | pflags::CREAT | pflags::EXCL;
         match step {
             FileStep::Open => req.open(&a, flags, Some(0o644)),
-            FileStep::Close => req.close(self.handles[item].as_deref().unwrap()),
+            FileStep::Close => req.close(open_handle(&self.handles, item)),
             FileStep::Rename => req.rename(&a, &b),
             FileStep::Remove => req.remove(&b),
         }

@@ -27,6 +27,18 @@ const OPENSSH_SERVER: &str = "/usr/lib/openssh/sftp-server";
 /// SSH_CONNECTION for sessions whose log lines are compared: without it the two
 /// servers name the client differently by design (see admin_session_line_*).
 const CONN: &[(&str, &str)] = &[("SSH_CONNECTION", "192.0.2.1 5555 192.0.2.2 22")];
+/// The client address the server takes from `CONN`.
+const CONN_ADDR: &str = "192.0.2.1";
+
+/// The log message that starts `user`'s session from client address `addr`.
+fn session_opened(user: &str, addr: &str) -> String {
+    format!("session opened for local user {user} from [{addr}]")
+}
+
+/// The log message that ends `user`'s session from client address `addr`.
+fn session_closed(user: &str, addr: &str) -> String {
+    format!("session closed for local user {user} from [{addr}]")
+}
 
 /// How long any one server process may run.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -83,11 +95,11 @@ fn leak(s: String) -> &'static str {
 /// What `-e` with `level` prints for a session that ends at once (stdin at EOF).
 fn empty_session_log(level: &str) -> &'static str {
     let user = me().name;
-    let open = format!("session opened for local user {user} from [UNKNOWN]\r\n");
-    let close = format!("session closed for local user {user} from [UNKNOWN]\r\n");
+    let open = session_opened(&user, "UNKNOWN");
+    let close = session_closed(&user, "UNKNOWN");
     leak(match level {
-        "INFO" | "VERBOSE" => format!("{open}{close}"),
-        _ => format!("{open}debug1: read eof\r\n{close}"),
+        "INFO" | "VERBOSE" => format!("{open}\r\n{close}\r\n"),
+        _ => format!("{open}\r\ndebug1: read eof\r\n{close}\r\n"),
     })
 }
 
@@ -294,6 +306,11 @@ impl Session {
     fn call(&mut self, req: Request) -> String {
         let reply = self.client.call(&req);
         summary(&reply).replace(&self.root, "<ROOT>")
+    }
+
+    /// Sends the extension request `name` with `data`; the reply as `call` gives it.
+    fn ext(&mut self, name: &[u8], data: &[u8]) -> String {
+        self.call(Request::Extended { name, data })
     }
 
     /// Sends a request that must return a handle.
@@ -1067,28 +1084,10 @@ fn every_request(s: &mut Session) -> Vec<String> {
                 }),
             );
             let hb = one_string(&h);
-            note(
-                "fsync",
-                s.call(Request::Extended {
-                    name: b"fsync@openssh.com",
-                    data: &hb,
-                }),
-            );
-            note(
-                "fstatvfs",
-                s.call(Request::Extended {
-                    name: b"fstatvfs@openssh.com",
-                    data: &hb,
-                }),
-            );
+            note("fsync", s.ext(b"fsync@openssh.com", &hb));
+            note("fstatvfs", s.ext(b"fstatvfs@openssh.com", &hb));
             let copy = Buf::new().str(&h).u64(0).u64(0).str(&h).u64(0).into_vec();
-            note(
-                "copy-data",
-                s.call(Request::Extended {
-                    name: b"copy-data",
-                    data: &copy,
-                }),
-            );
+            note("copy-data", s.ext(b"copy-data", &copy));
             note("close", s.call(Request::Close { handle: &h }));
         }
         other => note("open f READ", summary(&other)),
@@ -1108,28 +1107,10 @@ fn every_request(s: &mut Session) -> Vec<String> {
         other => note("opendir d", summary(&other)),
     }
     let dot = one_string(b".");
-    note(
-        "statvfs .",
-        s.call(Request::Extended {
-            name: b"statvfs@openssh.com",
-            data: &dot,
-        }),
-    );
-    note(
-        "limits",
-        s.call(Request::Extended {
-            name: b"limits@openssh.com",
-            data: b"",
-        }),
-    );
+    note("statvfs .", s.ext(b"statvfs@openssh.com", &dot));
+    note("limits", s.ext(b"limits@openssh.com", b""));
     let d = one_string(b"d");
-    note(
-        "expand-path d",
-        s.call(Request::Extended {
-            name: b"expand-path@openssh.com",
-            data: &d,
-        }),
-    );
+    note("expand-path d", s.ext(b"expand-path@openssh.com", &d));
 
     // Requests by path that write.
     note(
@@ -1140,13 +1121,7 @@ fn every_request(s: &mut Session) -> Vec<String> {
         }),
     );
     let lset = Buf::new().str(b"l").attrs(&perms(0o600)).into_vec();
-    note(
-        "lsetstat l",
-        s.call(Request::Extended {
-            name: b"lsetstat@openssh.com",
-            data: &lset,
-        }),
-    );
+    note("lsetstat l", s.ext(b"lsetstat@openssh.com", &lset));
     note("remove f", s.call(Request::Remove { path: b"f" }));
     note(
         "mkdir new",
@@ -1171,20 +1146,8 @@ fn every_request(s: &mut Session) -> Vec<String> {
         }),
     );
     let fg = two_strings(b"f", b"g");
-    note(
-        "posix-rename f g",
-        s.call(Request::Extended {
-            name: b"posix-rename@openssh.com",
-            data: &fg,
-        }),
-    );
-    note(
-        "hardlink f g",
-        s.call(Request::Extended {
-            name: b"hardlink@openssh.com",
-            data: &fg,
-        }),
-    );
+    note("posix-rename f g", s.ext(b"posix-rename@openssh.com", &fg));
+    note("hardlink f g", s.ext(b"hardlink@openssh.com", &fg));
     t
 }
 
@@ -1431,27 +1394,18 @@ fn logged_session(s: &mut Session) -> Vec<String> {
         new: b"file2",
     }));
     let data = two_strings(b"file2", b"file3");
-    t.push(s.call(Request::Extended {
-        name: b"posix-rename@openssh.com",
-        data: &data,
-    }));
+    t.push(s.ext(b"posix-rename@openssh.com", &data));
     t.push(s.call(Request::Symlink {
         target: b"file3",
         link: b"link",
     }));
     let data = two_strings(b"file3", b"hard");
-    t.push(s.call(Request::Extended {
-        name: b"hardlink@openssh.com",
-        data: &data,
-    }));
+    t.push(s.ext(b"hardlink@openssh.com", &data));
     t.push(s.call(Request::Remove { path: b"hard" }));
     t.push(s.call(Request::Remove { path: b"link" }));
     t.push(s.call(Request::Rmdir { path: b"dir" }));
     let data = one_string(b".");
-    t.push(s.call(Request::Extended {
-        name: b"statvfs@openssh.com",
-        data: &data,
-    }));
+    t.push(s.ext(b"statvfs@openssh.com", &data));
     t.push(s.call(Request::Stat { path: b"missing" }));
     // Refused by -P readlink.
     t.push(s.call(Request::Readlink { path: b"file3" }));
@@ -1558,7 +1512,7 @@ fn admin_log_lines_info() {
     let log = compare_session_logs("INFO");
     // Spot checks that the session did what it should, in OpenSSH's words.
     for want in [
-        format!("session opened for local user {user} from [192.0.2.1]"),
+        session_opened(&user, CONN_ADDR),
         "open \"file\" flags WRITE,CREATE,TRUNCATE mode 0644".to_string(),
         "close \"file\" bytes read 0 written 11".to_string(),
         "set \"file\" size 5".to_string(),
@@ -1566,7 +1520,7 @@ fn admin_log_lines_info() {
         "sent status No such file".to_string(),
         "sent status Permission denied".to_string(),
         "forced close \"file3\" bytes read 5 written 0".to_string(),
-        format!("session closed for local user {user} from [192.0.2.1]"),
+        session_closed(&user, CONN_ADDR),
     ] {
         assert!(
             log.contains(&want),
@@ -1642,12 +1596,7 @@ fn check_ssh_connection(cases: &[(&str, Option<i32>, Vec<String>)]) {
 #[test]
 fn admin_session_line_names_the_client_address() {
     let user = me().name;
-    let lines = |addr: &str| {
-        vec![
-            format!("session opened for local user {user} from [{addr}]"),
-            format!("session closed for local user {user} from [{addr}]"),
-        ]
-    };
+    let lines = |addr: &str| vec![session_opened(&user, addr), session_closed(&user, addr)];
     check_ssh_connection(&[
         ("192.0.2.1 5555 192.0.2.2 22", Some(0), lines("192.0.2.1")),
         (
@@ -1672,7 +1621,7 @@ fn admin_malformed_ssh_connection_ends_the_session() {
     let lines = |conn: &str| {
         vec![
             format!("Malformed SSH_CONNECTION variable: \"{conn}\""),
-            format!("session closed for local user {user} from [{conn}]"),
+            session_closed(&user, conn),
         ]
     };
     check_ssh_connection(&[
@@ -1825,6 +1774,14 @@ fn syslog_line(pri: u32, msg: &str) -> String {
     format!("<{pri}>TIME sftp-server[PID]: {msg}")
 }
 
+/// OpenSSH's result (`got[0]`) is `want`, and ours (`got[1]`) is the same.
+#[track_caller]
+fn assert_syslog(got: &[Logged; 2], want: &Logged) {
+    assert_eq!(&got[0], want, "OpenSSH's syslog datagrams");
+    assert_same_lines("syslog datagrams", &got[0].syslog, &got[1].syslog);
+    assert_eq!(got[1], got[0]);
+}
+
 #[test]
 fn admin_syslog_delivery() {
     let user = me().name;
@@ -1844,10 +1801,7 @@ fn admin_syslog_delivery() {
     let want = Logged {
         status: Some(0),
         syslog: vec![
-            syslog_line(
-                158,
-                &format!("session opened for local user {user} from [192.0.2.1]"),
-            ),
+            syslog_line(158, &session_opened(&user, CONN_ADDR)),
             syslog_line(
                 155,
                 "error: chdir to \"/nonexistent-sftp-dir\" failed: No such file or directory",
@@ -1856,16 +1810,11 @@ fn admin_syslog_delivery() {
             syslog_line(158, "open \"missing\" flags READ mode 0666"),
             syslog_line(158, "sent status No such file"),
             syslog_line(159, "debug1: read eof"),
-            syslog_line(
-                158,
-                &format!("session closed for local user {user} from [192.0.2.1]"),
-            ),
+            syslog_line(158, &session_closed(&user, CONN_ADDR)),
         ],
         stderr: String::new(),
     };
-    assert_eq!(got[0], want, "OpenSSH's syslog datagrams");
-    assert_same_lines("syslog datagrams", &got[0].syslog, &got[1].syslog);
-    assert_eq!(got[1], got[0]);
+    assert_syslog(&got, &want);
 }
 
 #[test]
@@ -1876,22 +1825,14 @@ fn admin_syslog_info_level_and_default_facility() {
     let want = Logged {
         status: Some(0),
         syslog: vec![
-            syslog_line(
-                38,
-                &format!("session opened for local user {user} from [192.0.2.1]"),
-            ),
+            syslog_line(38, &session_opened(&user, CONN_ADDR)),
             syslog_line(38, "open \"missing\" flags READ mode 0666"),
             syslog_line(38, "sent status No such file"),
-            syslog_line(
-                38,
-                &format!("session closed for local user {user} from [192.0.2.1]"),
-            ),
+            syslog_line(38, &session_closed(&user, CONN_ADDR)),
         ],
         stderr: String::new(),
     };
-    assert_eq!(got[0], want, "OpenSSH's syslog datagrams");
-    assert_same_lines("syslog datagrams", &got[0].syslog, &got[1].syslog);
-    assert_eq!(got[1], got[0]);
+    assert_syslog(&got, &want);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 use crate::support::clients::{Batch, SftpClient, sftp_quote};
 use crate::support::raw::*;
+use crate::support::session::Session;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use std::collections::BTreeMap;
 use std::fs;
@@ -110,35 +111,28 @@ fn snapshot(dir: &Path) -> Snapshot {
     out
 }
 
-/// A raw client session.
+/// A raw client session whose helpers return the status code of a failure.
 struct Conn {
-    c: Client,
-    server: Server,
+    s: Session,
 }
 
 impl Conn {
     fn start(server: Server) -> Conn {
-        let mut c = Client::new(server.sock.try_clone().expect("dup socket"));
-        match c.init() {
-            Reply::Version { version: 3, .. } => {}
-            other => panic!("expected VERSION 3, got {other:?}"),
+        Conn {
+            s: Session::init(server),
         }
-        Conn { c, server }
     }
 
     fn pid(&self) -> u32 {
-        self.server.child.id()
+        self.s.pid()
     }
 
     fn call(&mut self, req: Request) -> Reply {
-        self.c.call(&req)
+        self.s.call(req)
     }
 
     fn ext(&mut self, name: &str, data: &[u8]) -> Reply {
-        self.call(Request::Extended {
-            name: name.as_bytes(),
-            data,
-        })
+        self.s.ext(name, data)
     }
 
     /// A handle, or the status code.
@@ -277,7 +271,7 @@ impl Conn {
     }
 
     fn finish(self) {
-        let st = self.server.finish();
+        let st = self.s.finish();
         assert!(st.success(), "server exit: {st:?}");
     }
 }

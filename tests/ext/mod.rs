@@ -9,6 +9,7 @@
 //! says so with `if testing_openssh() { .. } else { .. }`.
 
 use crate::support::raw::*;
+use crate::support::session::{self, abs_in, deref_to_session};
 use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use std::ffi::OsStr;
@@ -133,12 +134,11 @@ impl Drop for ShmPath {
 
 /// A server started in a fresh scratch directory, past INIT.
 struct Session {
-    c: Client,
-    server: Server,
+    s: session::Session,
     dir: Scratch,
-    /// The extensions VERSION advertised.
-    extensions: Vec<(Vec<u8>, Vec<u8>)>,
 }
+
+deref_to_session!(Session, s);
 
 impl Session {
     fn start(tag: &str) -> Session {
@@ -163,24 +163,10 @@ impl Session {
     }
 
     fn init(dir: Scratch, server: Server) -> Session {
-        let mut c = Client::new(server.sock.try_clone().expect("dup socket"));
-        let extensions = match c.init() {
-            Reply::Version {
-                version: 3,
-                extensions,
-            } => extensions,
-            other => panic!("expected VERSION 3, got {other:?}"),
-        };
         Session {
-            c,
-            server,
+            s: session::Session::init(server),
             dir,
-            extensions,
         }
-    }
-
-    fn advertises(&self, name: &str) -> bool {
-        self.extensions.iter().any(|(n, _)| n == name.as_bytes())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -189,24 +175,7 @@ impl Session {
 
     /// The canonical absolute path of `name` in the scratch directory, as bytes.
     fn abs(&self, name: &str) -> Vec<u8> {
-        let base = fs::canonicalize(self.dir.path()).unwrap();
-        if name.is_empty() {
-            bytes_of(&base)
-        } else {
-            bytes_of(&base.join(name))
-        }
-    }
-
-    fn call(&mut self, req: Request) -> Reply {
-        self.c.call(&req)
-    }
-
-    /// Sends the extension request `name` with `data` and returns the reply.
-    fn ext(&mut self, name: &str, data: &[u8]) -> Reply {
-        self.call(Request::Extended {
-            name: name.as_bytes(),
-            data,
-        })
+        abs_in(self.dir.path(), name)
     }
 
     #[track_caller]
@@ -252,17 +221,6 @@ impl Session {
     }
 
     #[track_caller]
-    fn status(&mut self, req: Request, code: u32) {
-        let r = self.call(req);
-        assert_status(&r, code);
-    }
-
-    #[track_caller]
-    fn ok(&mut self, req: Request) {
-        self.status(req, SSH_FX_OK);
-    }
-
-    #[track_caller]
     fn open(&mut self, path: &str, pflags: u32) -> Vec<u8> {
         match self.try_open(path, pflags) {
             Reply::Handle { handle, .. } => handle,
@@ -288,11 +246,6 @@ impl Session {
         }
     }
 
-    #[track_caller]
-    fn close(&mut self, handle: &[u8]) {
-        self.ok(Request::Close { handle });
-    }
-
     /// Sends an EXTENDED request whose data does not decode: OpenSSH exits with status
     /// 255; ours answers BAD_MESSAGE with the id and goes on.
     #[track_caller]
@@ -306,7 +259,7 @@ impl Session {
         self.c.send_packet(SSH_FXP_EXTENDED, &body);
         if testing_openssh() {
             self.c.expect_eof();
-            let st = wait_bounded(&mut self.server.child, Duration::from_secs(10));
+            let st = self.wait_exit(Duration::from_secs(10));
             assert_eq!(st.code(), Some(255), "{name}: exit status");
         } else {
             let r = self.c.recv().expect("reply to an undecodable request");

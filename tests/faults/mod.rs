@@ -13,6 +13,7 @@
 
 use crate::support::content::{assert_same_bytes, pseudo_random};
 use crate::support::raw::*;
+use crate::support::session::{Session, deref_to_session};
 use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use nix::sys::resource::{Resource, setrlimit};
@@ -199,9 +200,10 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 
 /// A server past INIT, and the client talking to it.
 struct Sftp {
-    c: Client,
-    server: Server,
+    s: Session,
 }
+
+deref_to_session!(Sftp, s);
 
 impl Sftp {
     fn start(cwd: &Path) -> Sftp {
@@ -214,44 +216,8 @@ impl Sftp {
 
     fn start_with(cwd: &Path, limits: &[(Resource, u64)], nonblocking: bool) -> Sftp {
         let server = spawn_server(cwd, limits, nonblocking);
-        let mut c = Client::new(server.sock.try_clone().expect("dup socket"));
-        match c.init() {
-            Reply::Version { version: 3, .. } => {}
-            other => panic!("expected VERSION 3, got {other:?}"),
-        }
-        Sftp { c, server }
-    }
-
-    fn pid(&self) -> u32 {
-        self.server.child.id()
-    }
-
-    fn call(&mut self, req: Request) -> Reply {
-        self.c.call(&req)
-    }
-
-    #[track_caller]
-    fn status(&mut self, req: Request, code: u32) {
-        let r = self.call(req);
-        assert_status(&r, code);
-    }
-
-    #[track_caller]
-    fn ok(&mut self, req: Request) {
-        self.status(req, SSH_FX_OK);
-    }
-
-    #[track_caller]
-    fn os_failure(&mut self, req: Request, os_text: &str) {
-        let r = self.call(req);
-        assert_os_failure(&r, os_text);
-    }
-
-    #[track_caller]
-    fn handle(&mut self, req: Request) -> Vec<u8> {
-        match self.call(req) {
-            Reply::Handle { handle, .. } => handle,
-            other => panic!("expected HANDLE, got {other:?}"),
+        Sftp {
+            s: Session::init(server),
         }
     }
 
@@ -265,32 +231,8 @@ impl Sftp {
     }
 
     #[track_caller]
-    fn read(&mut self, handle: &[u8], offset: u64, len: u32) -> Vec<u8> {
-        match self.call(Request::Read {
-            handle,
-            offset,
-            len,
-        }) {
-            Reply::Data { data, .. } => data,
-            other => panic!("expected DATA, got {other:?}"),
-        }
-    }
-
-    #[track_caller]
-    fn write(&mut self, handle: &[u8], offset: u64, data: &[u8]) {
-        self.ok(Request::Write {
-            handle,
-            offset,
-            data,
-        });
-    }
-
-    #[track_caller]
     fn size_of(&mut self, path: &[u8]) -> u64 {
-        match self.call(Request::Stat { path }) {
-            Reply::Attrs { attrs, .. } => attrs.size,
-            other => panic!("expected ATTRS, got {other:?}"),
-        }
+        self.attrs(Request::Stat { path }).size
     }
 
     /// Proves the session still answers.
@@ -325,16 +267,26 @@ impl Sftp {
             .collect()
     }
 
+    /// Reads the OK replies to `n` WRITEs sent with ids from `first_id` on, in order.
+    #[track_caller]
+    fn expect_write_acks(&mut self, first_id: u32, n: u32) {
+        for i in 0..n {
+            let r = self.c.recv().expect("WRITE reply");
+            assert_eq!(r.id(), Some(first_id + i));
+            assert_status(&r, SSH_FX_OK);
+        }
+    }
+
     /// Closes our end; the server must exit 0 within the limit.
     #[track_caller]
     fn finish(self) {
-        let st = self.server.finish();
+        let st = self.s.finish();
         assert_eq!(st.code(), Some(0), "server ended with {}", describe(&st));
     }
 
     /// Waits (bounded) for the server to exit on its own.
     fn exit_status(&mut self) -> ExitStatus {
-        wait_bounded(&mut self.server.child, EXIT_LIMIT)
+        self.wait_exit(EXIT_LIMIT)
     }
 }
 
@@ -367,6 +319,24 @@ fn write_requests<'a>(handle: &'a [u8], chunks: &'a [Vec<u8>]) -> Vec<Request<'a
             data,
         })
         .collect()
+}
+
+/// The WRITE requests for `chunks` (see `write_requests`) encoded back to back with ids
+/// from `first_id` on.
+fn encoded_writes(handle: &[u8], chunks: &[Vec<u8>], first_id: u32) -> Vec<u8> {
+    write_requests(handle, chunks)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.encode(first_id + i as u32))
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// Asserts the file holds every one of `chunks`, all acknowledged.
+#[track_caller]
+fn assert_all_chunks(path: &Path, chunks: &[Vec<u8>]) {
+    let all: Vec<usize> = (0..chunks.len()).collect();
+    assert_eq!(assert_chunks_prefix(path, chunks, &all), chunks.len());
 }
 
 /// Asserts the file holds exactly the acknowledged chunks: a prefix of `chunks`, each
@@ -428,7 +398,7 @@ fn fault_dev_full_write_is_no_space() {
         assert_os_failure(&r, "No space left on device");
     }
     s.alive();
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 }
 
@@ -466,7 +436,7 @@ fn fault_tmpfs_full_pipelined_writes() {
     let retry = failed[0];
     s.write(&h, (retry * 32 * KIB) as u64, &chunks[retry]);
     acked.push(retry);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let n = assert_chunks_prefix(&mnt.path.join("upload"), &chunks, &acked);
     println!(
         "fault_tmpfs_full: {} of 64 chunks acknowledged, first refused {}, file {n} chunks",
@@ -492,7 +462,7 @@ fn fault_tmpfs_out_of_inodes() {
         }) {
             Reply::Handle { handle, .. } => {
                 s.write(&handle, 0, &path);
-                s.ok(Request::Close { handle: &handle });
+                s.close(&handle);
                 created.push(path);
             }
             r => {
@@ -521,7 +491,7 @@ fn fault_tmpfs_out_of_inodes() {
     let h = s.open(b"mnt/f0", SSH_FXF_READ | SSH_FXF_WRITE);
     assert_eq!(s.read(&h, 0, 100), b"mnt/f0");
     s.write(&h, 6, b"+");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     // One removed, one more fits.
     let last = created.pop().unwrap();
     s.ok(Request::Remove { path: &last });
@@ -588,10 +558,10 @@ fn fault_file_too_large_rlimit_fsize() {
     );
     // Below the limit it goes on working: rewrite the first chunk and read it back.
     s.write(&h, 0, &chunks[0]);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let h = s.open(b"big", SSH_FXF_READ);
     assert_eq!(s.read(&h, 0, 32 * KIB as u32), chunks[0]);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(s.size_of(b"big"), limit as u64);
     assert_eq!(
         assert_chunks_prefix(&dir.path().join("big"), &chunks, &[0, 1, 2]),
@@ -653,7 +623,7 @@ fn fault_read_only_file_system() {
     // Reading is unaffected.
     let h = s.open(b"ro/f", SSH_FXF_READ);
     assert_eq!(s.read(&h, 0, 100), b"still readable");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let h = s.handle(Request::Opendir { path: b"ro" });
     match s.call(Request::Readdir { handle: &h }) {
         Reply::Name { entries, .. } => {
@@ -663,7 +633,7 @@ fn fault_read_only_file_system() {
         }
         other => panic!("expected NAME, got {other:?}"),
     }
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 }
 
@@ -719,7 +689,7 @@ fn fault_immutable_and_append_only_files_refuse_root() {
     }
     let h = s.open(b"m/frozen", SSH_FXF_READ);
     assert_eq!(s.read(&h, 0, 100), b"frozen");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 
     // Append-only file: opened for plain writing it is refused; with APPEND it works.
     s.status(
@@ -740,7 +710,7 @@ fn fault_immutable_and_append_only_files_refuse_root() {
         },
         DENIED,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 
     // Immutable directory: nothing created or removed in it.
     s.status(
@@ -767,7 +737,7 @@ fn fault_immutable_and_append_only_files_refuse_root() {
     // A file in it can still be rewritten in place.
     let h = s.open(b"m/fdir/inside", SSH_FXF_WRITE);
     s.write(&h, 0, b"IN");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 
     assert_eq!(fs::read(mnt.path.join("frozen")).unwrap(), b"frozen");
@@ -799,7 +769,7 @@ fn fault_write_refused_by_the_kernel_is_failure() {
             "{r:?}"
         );
     }
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.alive();
     s.finish();
 }
@@ -814,12 +784,7 @@ fn fault_client_killed_mid_pipelined_upload() {
     let h = s.open(b"upload", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC);
     let chunks = chunk_data(300, 64, 32 * KIB);
     let first_id = s.c.fresh_id();
-    let bytes: Vec<u8> = write_requests(&h, &chunks)
-        .iter()
-        .enumerate()
-        .map(|(i, r)| r.encode(first_id + i as u32))
-        .collect::<Vec<_>>()
-        .concat();
+    let bytes = encoded_writes(&h, &chunks, first_id);
     let writer = send_in_background(&s.c.sock, bytes);
     // Read a few acknowledgements, then vanish while the rest is in flight.
     let mut acked = Vec::new();
@@ -831,7 +796,7 @@ fn fault_client_killed_mid_pipelined_upload() {
     assert_eq!(acked, (0..8).collect::<Vec<_>>(), "in request order");
     s.c.sock.shutdown(std::net::Shutdown::Both).unwrap();
     writer.join().unwrap();
-    let Sftp { c, mut server } = s;
+    let Session { c, mut server, .. } = s.s;
     drop(c);
     let _ = server.sock.shutdown(std::net::Shutdown::Both);
     let started = Instant::now();
@@ -1033,15 +998,15 @@ fn fault_handle_cap_with_low_nofile() {
     assert_eq!(s.read(&handles[0], 0, 10), b"data");
     // Closing one lets exactly one more open.
     let last = handles.pop().unwrap();
-    s.ok(Request::Close { handle: &last });
+    s.close(&last);
     let again = s.open(b"f", SSH_FXF_READ);
     assert_eq!(s.read(&again, 0, 10), b"data");
     s.os_failure(Request::Opendir { path: b"d" }, EMFILE);
-    s.ok(Request::Close { handle: &again });
+    s.close(&again);
     let d = s.handle(Request::Opendir { path: b"d" });
-    s.ok(Request::Close { handle: &d });
+    s.close(&d);
     for h in &handles {
-        s.ok(Request::Close { handle: h });
+        s.close(h);
     }
     s.finish();
 }
@@ -1196,7 +1161,7 @@ fn fault_100k_bad_handles() {
     assert!(took < Duration::from_secs(30), "took {took:?}");
     // The real handle is untouched.
     assert_eq!(s.read(&real, 0, 100), b"the one real file");
-    s.ok(Request::Close { handle: &real });
+    s.close(&real);
     assert_eq!(
         fs::read(dir.path().join("f")).unwrap(),
         b"the one real file"
@@ -1254,7 +1219,7 @@ fn fault_readdir_of_deleted_directory() {
     seen.extend(readdir_until_eof(&mut s, &h, 10));
     // EOF again, then the handle closes normally.
     assert_status(&s.call(Request::Readdir { handle: &h }), SSH_FX_EOF);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let unique: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "a name listed twice");
     assert!(
@@ -1272,7 +1237,7 @@ fn fault_readdir_of_deleted_directory() {
         names.iter().all(|n| all.contains(n)),
         "names that never existed: {names:?}"
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.alive();
     s.finish();
 }
@@ -1307,27 +1272,14 @@ fn fault_memory_pipelined_writes() {
     let size = MAX_PACKET - (1 + 4 + 4 + h.len() + 8 + 4);
     let chunks = chunk_data(500, 64, size);
     let first_id = s.c.fresh_id();
-    let bytes: Vec<u8> = write_requests(&h, &chunks)
-        .iter()
-        .enumerate()
-        .map(|(i, r)| r.encode(first_id + i as u32))
-        .collect::<Vec<_>>()
-        .concat();
+    let bytes = encoded_writes(&h, &chunks, first_id);
     // 16 MiB of requests sent while the replies come back.
     let writer = send_in_background(&s.c.sock, bytes);
-    for i in 0..64 {
-        let r = s.c.recv().expect("WRITE reply");
-        assert_eq!(r.id(), Some(first_id + i));
-        assert_status(&r, SSH_FX_OK);
-    }
+    s.expect_write_acks(first_id, 64);
     writer.join().unwrap();
     check_peak_rss(&s, "64 pipelined WRITEs of 256 KiB", TRANSFER_RSS_BOUND_KIB);
-    s.ok(Request::Close { handle: &h });
-    let all: Vec<usize> = (0..64).collect();
-    assert_eq!(
-        assert_chunks_prefix(&dir.path().join("big"), &chunks, &all),
-        64
-    );
+    s.close(&h);
+    assert_all_chunks(&dir.path().join("big"), &chunks);
     s.finish();
 }
 
@@ -1360,7 +1312,7 @@ fn fault_memory_pipelined_reads() {
         "64 pipelined READs of 261120 bytes",
         TRANSFER_RSS_BOUND_KIB,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 }
 
@@ -1404,7 +1356,7 @@ fn fault_memory_readdir_100k_entries() {
     }
     assert_eq!(count, ENTRIES + 2, "every entry, with . and ..");
     check_peak_rss(&s, "READDIR of 100,000 entries", LISTING_RSS_BOUND_KIB);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.finish();
 }
 
@@ -1426,18 +1378,9 @@ fn round_trip(
     );
     let chunks = chunk_data(seed, 64, size);
     let first_id = s.c.fresh_id();
-    let bytes: Vec<u8> = write_requests(&h, &chunks)
-        .iter()
-        .enumerate()
-        .map(|(i, r)| r.encode(first_id + i as u32))
-        .collect::<Vec<_>>()
-        .concat();
+    let bytes = encoded_writes(&h, &chunks, first_id);
     let writer = send(&s.c.sock, bytes);
-    for i in 0..64 {
-        let r = s.c.recv().expect("WRITE reply");
-        assert_eq!(r.id(), Some(first_id + i));
-        assert_status(&r, SSH_FX_OK);
-    }
+    s.expect_write_acks(first_id, 64);
     writer.join().unwrap();
     let reqs: Vec<Request> = (0..64)
         .map(|i| Request::Read {
@@ -1452,9 +1395,8 @@ fn round_trip(
             other => panic!("expected DATA, got {other:?}"),
         }
     }
-    s.ok(Request::Close { handle: &h });
-    let all: Vec<usize> = (0..64).collect();
-    assert_eq!(assert_chunks_prefix(&dir.join("up"), &chunks, &all), 64);
+    s.close(&h);
+    assert_all_chunks(&dir.join("up"), &chunks);
 }
 
 #[test]

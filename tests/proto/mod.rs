@@ -7,8 +7,9 @@
 //! `if testing_openssh() { .. } else { .. }`.
 
 use crate::support::raw::*;
+use crate::support::session::{Session, abs_in, deref_to_session};
 use crate::support::status::*;
-use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
+use crate::support::{Scratch, Server, server_bin, testing_openssh};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -149,19 +150,17 @@ fn expected_longname(name: &[u8], m: &fs::Metadata, now: i64) -> Vec<u8> {
 
 /// A server started in a fresh scratch directory, past INIT.
 struct Sftp {
-    c: Client,
-    server: Server,
+    s: Session,
     dir: Scratch,
 }
+
+deref_to_session!(Sftp, s);
 
 impl Sftp {
     /// Starts a server and completes INIT/VERSION.
     fn start(tag: &str) -> Sftp {
         let mut s = Sftp::start_raw(tag, &[], Stdio::null());
-        match s.c.init() {
-            Reply::Version { version: 3, .. } => {}
-            other => panic!("expected VERSION 3, got {other:?}"),
-        }
+        s.handshake();
         s
     }
 
@@ -170,8 +169,10 @@ impl Sftp {
         set_umask();
         let dir = Scratch::new(tag);
         let server = Server::spawn_with(&server_bin(), dir.path(), args, stderr);
-        let c = Client::new(server.sock.try_clone().expect("dup socket"));
-        Sftp { c, server, dir }
+        Sftp {
+            s: Session::raw(server),
+            dir,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -180,44 +181,15 @@ impl Sftp {
 
     /// The canonical absolute path of `name` in the scratch directory, as bytes.
     fn abs(&self, name: &str) -> Vec<u8> {
-        let base = fs::canonicalize(self.dir.path()).unwrap();
-        if name.is_empty() {
-            bytes_of(&base)
-        } else {
-            bytes_of(&base.join(name))
-        }
+        abs_in(self.dir.path(), name)
     }
 
-    fn call(&mut self, req: Request) -> Reply {
-        self.c.call(&req)
-    }
-
-    #[track_caller]
-    fn status(&mut self, req: Request, code: u32) {
-        let r = self.call(req);
-        assert_status(&r, code);
-    }
-
-    #[track_caller]
-    fn ok(&mut self, req: Request) {
-        self.status(req, SSH_FX_OK);
-    }
-
-    #[track_caller]
-    fn os_failure(&mut self, req: Request, os_text: &str) {
-        let r = self.call(req);
-        assert_os_failure(&r, os_text);
-    }
-
+    /// A HANDLE reply whose handle is 1 to 256 bytes long.
     #[track_caller]
     fn handle(&mut self, req: Request) -> Vec<u8> {
-        match self.call(req) {
-            Reply::Handle { handle, .. } => {
-                assert!(!handle.is_empty() && handle.len() <= 256, "{handle:?}");
-                handle
-            }
-            other => panic!("expected HANDLE, got {other:?}"),
-        }
+        let handle = self.s.handle(req);
+        assert!(!handle.is_empty() && handle.len() <= 256, "{handle:?}");
+        handle
     }
 
     #[track_caller]
@@ -227,48 +199,6 @@ impl Sftp {
             pflags,
             attrs,
         })
-    }
-
-    #[track_caller]
-    fn data(&mut self, req: Request) -> Vec<u8> {
-        match self.call(req) {
-            Reply::Data { data, .. } => data,
-            other => panic!("expected DATA, got {other:?}"),
-        }
-    }
-
-    #[track_caller]
-    fn read(&mut self, handle: &[u8], offset: u64, len: u32) -> Vec<u8> {
-        self.data(Request::Read {
-            handle,
-            offset,
-            len,
-        })
-    }
-
-    #[track_caller]
-    fn write(&mut self, handle: &[u8], offset: u64, data: &[u8]) {
-        self.ok(Request::Write {
-            handle,
-            offset,
-            data,
-        });
-    }
-
-    #[track_caller]
-    fn attrs(&mut self, req: Request) -> Attrs {
-        match self.call(req) {
-            Reply::Attrs { attrs, .. } => attrs,
-            other => panic!("expected ATTRS, got {other:?}"),
-        }
-    }
-
-    #[track_caller]
-    fn names(&mut self, req: Request) -> Vec<NameEntry> {
-        match self.call(req) {
-            Reply::Name { entries, .. } => entries,
-            other => panic!("expected NAME, got {other:?}"),
-        }
     }
 
     /// A NAME reply with exactly one entry whose name and long name are both `expected`
@@ -307,7 +237,7 @@ impl Sftp {
         }
         let again = self.call(Request::Readdir { handle: &h });
         assert_status(&again, SSH_FX_EOF);
-        self.ok(Request::Close { handle: &h });
+        self.close(&h);
         all
     }
 
@@ -329,12 +259,12 @@ impl Sftp {
 
     /// Closes our end and returns the server's exit status (bounded wait).
     fn finish(self) -> ExitStatus {
-        self.server.finish()
+        self.s.finish()
     }
 
     /// Waits (bounded) for the server to exit by itself, our end still open.
     fn exit_status(mut self) -> ExitStatus {
-        wait_bounded(&mut self.server.child, Duration::from_secs(10))
+        self.wait_exit(Duration::from_secs(10))
     }
 }
 
@@ -416,7 +346,7 @@ fn proto_open_create_modes() {
     let mut s = Sftp::start("open-mode");
     // No permissions attribute: 0666 less the umask (022).
     let h = s.open(b"plain", SSH_FXF_WRITE | SSH_FXF_CREAT, Attrs::none());
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(&s.path("plain")), 0o644);
     assert!(s.path("plain").is_file());
 
@@ -425,7 +355,7 @@ fn proto_open_create_modes() {
         SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_EXCL,
         Attrs::none().with_permissions(0o600),
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(&s.path("private")), 0o600);
 
     // The umask still applies to a requested mode.
@@ -434,7 +364,7 @@ fn proto_open_create_modes() {
         SSH_FXF_READ | SSH_FXF_WRITE | SSH_FXF_CREAT,
         Attrs::none().with_permissions(0o777),
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(&s.path("wide")), 0o755);
 
     // The mode of an existing file is left alone.
@@ -443,7 +373,7 @@ fn proto_open_create_modes() {
         SSH_FXF_WRITE | SSH_FXF_CREAT,
         Attrs::none().with_permissions(0o666),
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(&s.path("private")), 0o600);
 }
 
@@ -457,18 +387,18 @@ fn proto_open_read_write_roundtrip() {
     );
     s.write(&h, 0, b"hello world");
     assert_eq!(s.read(&h, 6, 100), b"world");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), b"hello world");
 
     // CREAT without TRUNC or EXCL opens an existing file as it is.
     let h = s.open(b"f", SSH_FXF_READ | SSH_FXF_CREAT, Attrs::none());
     assert_eq!(s.read(&h, 0, 100), b"hello world");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 
     // No access flags at all opens for reading.
     let h = s.open(b"f", 0, Attrs::none());
     assert_eq!(s.read(&h, 0, 5), b"hello");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -526,7 +456,7 @@ fn proto_open_trunc_truncates() {
     // Truncated as soon as it is open.
     assert_eq!(fs::metadata(s.path("f")).unwrap().len(), 0);
     s.write(&h, 0, b"ab");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), b"ab");
 
     // CREAT with TRUNC makes a missing file; READ with TRUNC empties it too.
@@ -535,7 +465,7 @@ fn proto_open_trunc_truncates() {
         SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
         Attrs::none(),
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::metadata(s.path("new")).unwrap().len(), 0);
     let h = s.open(
         b"f",
@@ -548,7 +478,7 @@ fn proto_open_trunc_truncates() {
         len: 10,
     });
     assert_status(&r, SSH_FX_EOF);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -559,7 +489,7 @@ fn proto_open_append_ignores_offset() {
     s.write(&h, 0, b"XYZ");
     s.write(&h, 1, b"123");
     s.write(&h, 1000, b"!");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), b"abcXYZ123!");
 }
 
@@ -588,7 +518,7 @@ fn proto_open_directory() {
     );
     // A file handle is not a directory handle.
     s.status(Request::Readdir { handle: &h }, SSH_FX_FAILURE);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 // ---------------------------------------------------------------------------
@@ -614,7 +544,7 @@ fn proto_read_data_short_and_eof() {
     }
     // Reads do not depend on a file position: the start is still there.
     assert_eq!(s.read(&h, 0, 10), b"0123456789");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -632,7 +562,7 @@ fn proto_read_len_is_capped() {
     assert_eq!(d, &content[100..100 + MAX_READ]);
     let d = s.read(&h, MAX_READ as u64, 400_000);
     assert_eq!(d, &content[MAX_READ..]);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -663,7 +593,7 @@ fn proto_read_on_directory_handle_fails() {
         },
         SSH_FX_FAILURE,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(mode_of(s.dir.path()), 0o755);
 }
 
@@ -725,7 +655,7 @@ fn proto_write_sparse_and_fstat() {
     assert_eq!(a.flags, 0x0F);
     assert_eq!(a.size, (1 << 20) + 3);
     assert_eq!(a.permissions, 0o100644);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let content = fs::read(s.path("f")).unwrap();
     assert_eq!(&content[..13], b"X\0\0\0\0\0\0\0\0\0abc");
     assert!(content[13..1 << 20].iter().all(|&b| b == 0));
@@ -733,7 +663,7 @@ fn proto_write_sparse_and_fstat() {
     // An empty write succeeds and changes nothing.
     let h = s.open(b"f", SSH_FXF_WRITE, Attrs::none());
     s.write(&h, 0, b"");
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), content);
 }
 
@@ -742,7 +672,7 @@ fn proto_close_twice() {
     let mut s = Sftp::start("close");
     fs::write(s.path("f"), b"x").unwrap();
     let h = s.open(b"f", SSH_FXF_READ, Attrs::none());
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     s.status(Request::Close { handle: &h }, SSH_FX_NO_SUCH_FILE);
     s.status(
         Request::Read {
@@ -753,7 +683,7 @@ fn proto_close_twice() {
         SSH_FX_FAILURE,
     );
     let d = s.handle(Request::Opendir { path: b"." });
-    s.ok(Request::Close { handle: &d });
+    s.close(&d);
     s.status(Request::Close { handle: &d }, SSH_FX_NO_SUCH_FILE);
     s.status(Request::Readdir { handle: &d }, SSH_FX_FAILURE);
 }
@@ -764,7 +694,7 @@ fn proto_stale_handle_does_not_reach_a_later_file() {
     fs::write(s.path("a"), b"AAAA").unwrap();
     fs::write(s.path("b"), b"BBBB").unwrap();
     let ha = s.open(b"a", SSH_FXF_READ, Attrs::none());
-    s.ok(Request::Close { handle: &ha });
+    s.close(&ha);
     let hb = s.open(b"b", SSH_FXF_READ, Attrs::none());
     let stale = s.call(Request::Read {
         handle: &ha,
@@ -785,7 +715,7 @@ fn proto_stale_handle_does_not_reach_a_later_file() {
         // The new handle is unaffected.
         assert_eq!(s.read(&hb, 0, 4), b"BBBB");
     }
-    s.ok(Request::Close { handle: &hb });
+    s.close(&hb);
 }
 
 #[test]
@@ -993,7 +923,7 @@ fn proto_setstat_owner() {
             handle: &h,
             attrs: Attrs::none().with_uidgid(m.uid(), m.gid()),
         });
-        s.ok(Request::Close { handle: &h });
+        s.close(&h);
         let m4 = fs::metadata(s.path("f")).unwrap();
         assert_eq!((m4.uid(), m4.gid()), (m.uid(), m.gid()));
     }
@@ -1026,7 +956,7 @@ fn proto_fsetstat_size_mode_times() {
     let m = fs::metadata(s.path("f")).unwrap();
     assert_eq!((m.atime(), m.mtime()), (1_234_567_890, 1_234_567_891));
     assert_eq!(s.attrs(Request::Fstat { handle: &h }), attrs_of(&m));
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 
     // Truncating through a handle opened read-only: ftruncate fails with EINVAL.
     let h = s.open(b"f", SSH_FXF_READ, Attrs::none());
@@ -1037,7 +967,7 @@ fn proto_fsetstat_size_mode_times() {
         },
         SSH_FX_BAD_MESSAGE,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::metadata(s.path("f")).unwrap().len(), 50);
 }
 
@@ -1119,7 +1049,7 @@ fn proto_readdir_many_entries() {
     }
     assert!(replies >= 2, "1002 entries in {replies} NAME replies");
     assert_eq!(sorted_names(&all), expected);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
 
 #[test]
@@ -1242,7 +1172,7 @@ fn proto_readdir_odd_names() {
         assert_eq!(s.attrs(Request::Stat { path: n }).size, n.len() as u64);
         let h = s.open(n, SSH_FXF_READ, Attrs::none());
         assert_eq!(s.read(&h, 0, 100), n);
-        s.ok(Request::Close { handle: &h });
+        s.close(&h);
         let mut abs = s.abs("");
         abs.push(b'/');
         abs.extend_from_slice(n);
@@ -1642,7 +1572,7 @@ fn proto_largest_packet_is_accepted() {
     let r = s.c.recv().expect("reply to the largest packet");
     assert_eq!(r.id(), Some(55));
     assert_status(&r, SSH_FX_OK);
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), data);
 }
 
@@ -1711,7 +1641,7 @@ fn proto_errno_no_such_file() {
         },
         SSH_FX_NO_SUCH_FILE,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     let h = s.open(b"f", SSH_FXF_WRITE, Attrs::none());
     s.status(
         Request::Read {
@@ -1721,7 +1651,7 @@ fn proto_errno_no_such_file() {
         },
         SSH_FX_NO_SUCH_FILE,
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
     assert_eq!(fs::read(s.path("f")).unwrap(), b"x");
 }
 
@@ -1810,5 +1740,5 @@ fn proto_errno_failure_carries_os_text() {
         },
         "No space left on device",
     );
-    s.ok(Request::Close { handle: &h });
+    s.close(&h);
 }
