@@ -50,10 +50,6 @@ impl Handle {
         }
     }
 
-    pub fn is_dir(&self) -> bool {
-        matches!(self.object, Object::Dir { .. })
-    }
-
     fn is_writable(&self) -> bool {
         matches!(self.object, Object::File { writable: true, .. })
     }

@@ -227,11 +227,6 @@ impl Out {
         patch_len(&mut self.buf, start);
     }
 
-    /// The raw buffer, for encoders that write a body in place.
-    pub fn buf_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
-    }
-
     pub fn version(&mut self, version: u32, extensions: &[(&str, &str)]) {
         let start = self.buf.len();
         self.buf.put_u32(0);

@@ -164,11 +164,6 @@ pub fn extension(name: &[u8]) -> Option<&'static RequestInfo> {
         .find(|r| matches!(r.carrier, Carrier::Extension { name: n, .. } if n.as_bytes() == name))
 }
 
-/// The row of a request by its `-p`/`-P` name.
-pub fn by_name(name: &str) -> Option<&'static RequestInfo> {
-    REQUESTS.iter().find(|r| r.name == name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
