@@ -141,8 +141,13 @@ pub fn close(s: &mut Session, handle: &[u8]) -> OpResult {
 
 /// The descriptor of an open file handle; any other handle gets FAILURE, as OpenSSH.
 fn file_fd<'a>(s: &'a Session, handle: &[u8]) -> Result<BorrowedFd<'a>, Status> {
+    file(s, handle).map(|(fd, _)| fd)
+}
+
+/// The descriptor of an open file handle and whether it was opened with APPEND.
+fn file<'a>(s: &'a Session, handle: &[u8]) -> Result<(BorrowedFd<'a>, bool), Status> {
     match s.handles.get(handle).map(|h| &h.object) {
-        Some(Object::File { fd, .. }) => Ok(fd.as_fd()),
+        Some(Object::File { fd, append, .. }) => Ok((fd.as_fd(), *append)),
         _ => Err(Status::FAILURE),
     }
 }
@@ -247,11 +252,7 @@ fn read_copied(
 }
 
 pub fn write(s: &mut Session, handle: &[u8], off: u64, data: &[u8]) -> OpResult {
-    let fd = file_fd(s, handle)?;
-    let append = matches!(
-        s.handles.get(handle).map(|h| &h.object),
-        Some(Object::File { append: true, .. })
-    );
+    let (fd, append) = file(s, handle)?;
     // pwrite on a descriptor opened with O_APPEND appends on Linux, whatever the
     // offset: exactly APPEND's meaning, so the offset is not even looked at.
     let mut off = if append { 0 } else { seek_offset(fd, off)? };
@@ -340,13 +341,9 @@ pub fn copy_data(
     to: &[u8],
     to_off: u64,
 ) -> OpResult {
-    let (Ok(src), Ok(dst)) = (file_fd(s, from), file_fd(s, to)) else {
+    let (Ok(src), Ok((dst, append))) = (file_fd(s, from), file(s, to)) else {
         return Err(Status::FAILURE);
     };
-    let append = matches!(
-        s.handles.get(to).map(|h| &h.object),
-        Some(Object::File { append: true, .. })
-    );
     let (src_st, dst_st) = (stat::fstat(src)?, stat::fstat(dst)?);
     // Copying a range of a file onto an overlapping range of the same file would read
     // what it has just written.
