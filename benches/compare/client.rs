@@ -8,9 +8,12 @@
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::unistd::{read, write};
-use std::collections::HashMap;
+use nix::sys::uio::writev;
+use nix::unistd::read;
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub type Result<T> = std::result::Result<T, String>;
@@ -83,13 +86,115 @@ pub trait Job {
     fn finish(&self) -> Result<()>;
 }
 
+/// Most pieces handed to one `writev`.
+const MAX_IOV: usize = 64;
+
+/// Requests encoded and not yet written: encoded bytes, and WRITE data taken by
+/// reference from a job's content, so sending it costs the client one copy (into the
+/// socket) and the benchmark measures the server rather than its own client.
+#[derive(Default)]
+struct Outbox {
+    /// Encoded bytes; `pieces` say where in the stream they go.
+    bytes: Vec<u8>,
+    /// Bytes of `bytes` already covered by a `Piece::Bytes`.
+    covered: usize,
+    pieces: VecDeque<Piece>,
+    /// Bytes of the front piece already written.
+    front_done: usize,
+    /// Where the front `Piece::Bytes` starts in `bytes`.
+    bytes_pos: usize,
+}
+
+enum Piece {
+    /// The next this many bytes of `Outbox::bytes`.
+    Bytes(usize),
+    /// `content[start..end]`.
+    Shared(Rc<[u8]>, usize, usize),
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        match self {
+            Piece::Bytes(n) => *n,
+            Piece::Shared(_, start, end) => end - start,
+        }
+    }
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.pieces.is_empty() && self.covered == self.bytes.len()
+    }
+
+    /// Closes the run of encoded bytes so far as one piece.
+    fn seal(&mut self) {
+        let n = self.bytes.len() - self.covered;
+        if n > 0 {
+            self.pieces.push_back(Piece::Bytes(n));
+            self.covered = self.bytes.len();
+        }
+    }
+
+    fn share(&mut self, content: &Rc<[u8]>, start: usize, end: usize) {
+        self.seal();
+        self.pieces
+            .push_back(Piece::Shared(Rc::clone(content), start, end));
+    }
+
+    /// Writes what the descriptor takes; true if anything was written.
+    fn flush(&mut self, fd: &OwnedFd) -> Result<bool> {
+        self.seal();
+        let mut iov = Vec::with_capacity(MAX_IOV);
+        let mut pos = self.bytes_pos;
+        for (i, piece) in self.pieces.iter().take(MAX_IOV).enumerate() {
+            let skip = if i == 0 { self.front_done } else { 0 };
+            let slice = match piece {
+                Piece::Bytes(n) => {
+                    pos += n;
+                    &self.bytes[pos - n..pos]
+                }
+                Piece::Shared(content, start, end) => &content[*start..*end],
+            };
+            iov.push(IoSlice::new(&slice[skip..]));
+        }
+        if iov.is_empty() {
+            return Ok(false);
+        }
+        let mut n = match writev(fd, &iov) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => return Ok(false),
+            Err(Errno::EINTR) => return Ok(true),
+            Err(e) => return Err(format!("write to server: {e}")),
+        };
+        while n > 0 {
+            let front = &self.pieces[0];
+            let left = front.len() - self.front_done;
+            if n < left {
+                self.front_done += n;
+                break;
+            }
+            n -= left;
+            if let Piece::Bytes(len) = front {
+                self.bytes_pos += len;
+            }
+            self.pieces.pop_front();
+            self.front_done = 0;
+        }
+        if self.pieces.is_empty() {
+            self.bytes.clear();
+            self.covered = 0;
+            self.bytes_pos = 0;
+        }
+        Ok(true)
+    }
+}
+
 /// The client end of a session: one descriptor for a socket (both fields refer to it)
 /// or one per pipe.
 pub struct Conn {
     rfd: OwnedFd,
     wfd: OwnedFd,
-    out: Vec<u8>,
-    out_pos: usize,
+    out: Outbox,
     input: Vec<u8>,
     in_start: usize,
     in_end: usize,
@@ -106,8 +211,7 @@ impl Conn {
         Ok(Conn {
             rfd,
             wfd,
-            out: Vec::with_capacity(MAX_PACKET),
-            out_pos: 0,
+            out: Outbox::default(),
             input: vec![0; INPUT_SIZE],
             in_start: 0,
             in_end: 0,
@@ -117,9 +221,10 @@ impl Conn {
 
     /// INIT version 3; the server must answer VERSION 3.
     pub fn handshake(&mut self) -> Result<()> {
-        self.out.extend_from_slice(&5u32.to_be_bytes());
-        self.out.push(fxp::INIT);
-        self.out.extend_from_slice(&3u32.to_be_bytes());
+        let bytes = &mut self.out.bytes;
+        bytes.extend_from_slice(&5u32.to_be_bytes());
+        bytes.push(fxp::INIT);
+        bytes.extend_from_slice(&3u32.to_be_bytes());
         let mut last_progress = Instant::now();
         loop {
             if let Some((start, end)) = self.take_packet()? {
@@ -188,22 +293,7 @@ impl Conn {
 
     /// Writes what it can of the pending requests; true if anything was written.
     fn flush(&mut self) -> Result<bool> {
-        if self.out_pos == self.out.len() {
-            return Ok(false);
-        }
-        match write(&self.wfd, &self.out[self.out_pos..]) {
-            Ok(n) => {
-                self.out_pos += n;
-                if self.out_pos == self.out.len() {
-                    self.out.clear();
-                    self.out_pos = 0;
-                }
-                Ok(true)
-            }
-            Err(Errno::EAGAIN) => Ok(false),
-            Err(Errno::EINTR) => Ok(true),
-            Err(e) => Err(format!("write to server: {e}")),
-        }
+        self.out.flush(&self.wfd)
     }
 
     /// Reads what is available; true if anything was read.
@@ -251,7 +341,7 @@ impl Conn {
     /// Waits until the server can take more or has sent something.
     fn wait(&self, last_progress: Instant) -> Result<()> {
         let mut fds = vec![PollFd::new(self.rfd.as_fd(), PollFlags::POLLIN)];
-        if self.out_pos < self.out.len() {
+        if !self.out.is_empty() {
             fds.push(PollFd::new(self.wfd.as_fd(), PollFlags::POLLOUT));
         }
         match poll(&mut fds, PollTimeout::from(1000u16)) {
@@ -270,41 +360,41 @@ impl Conn {
 
 /// Encodes one request; a job calls exactly one of its methods per [`Job::next`].
 pub struct Request<'a> {
-    buf: &'a mut Vec<u8>,
+    out: &'a mut Outbox,
     id: u32,
     count: u32,
 }
 
 impl<'a> Request<'a> {
-    fn new(buf: &'a mut Vec<u8>, id: u32) -> Self {
-        Request { buf, id, count: 0 }
+    fn new(out: &'a mut Outbox, id: u32) -> Self {
+        Request { out, id, count: 0 }
     }
 
     fn begin(&mut self, kind: u8) -> usize {
         self.count += 1;
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&[0; 4]);
-        self.buf.push(kind);
+        let start = self.out.bytes.len();
+        self.out.bytes.extend_from_slice(&[0; 4]);
+        self.out.bytes.push(kind);
         self.u32(self.id);
         start
     }
 
     fn end(&mut self, start: usize) {
-        let len = (self.buf.len() - start - 4) as u32;
-        self.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        let len = (self.out.bytes.len() - start - 4) as u32;
+        self.out.bytes[start..start + 4].copy_from_slice(&len.to_be_bytes());
     }
 
     fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.out.bytes.extend_from_slice(&v.to_be_bytes());
     }
 
     fn u64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.out.bytes.extend_from_slice(&v.to_be_bytes());
     }
 
     fn string(&mut self, s: &[u8]) {
         self.u32(s.len() as u32);
-        self.buf.extend_from_slice(s);
+        self.out.bytes.extend_from_slice(s);
     }
 
     /// ATTRS with only permissions, or with nothing.
@@ -356,10 +446,29 @@ impl<'a> Request<'a> {
         self.string(handle);
         self.u64(offset);
         self.u32(len as u32);
-        let data = self.buf.len();
-        self.buf.resize(data + len, 0);
-        fill(&mut self.buf[data..]);
+        let data = self.out.bytes.len();
+        self.out.bytes.resize(data + len, 0);
+        fill(&mut self.out.bytes[data..]);
         self.end(start);
+    }
+
+    /// WRITE of `content[start..end]` at `offset`, the data sent by reference.
+    pub fn write_shared(
+        &mut self,
+        handle: &[u8],
+        offset: u64,
+        content: &Rc<[u8]>,
+        start: usize,
+        end: usize,
+    ) {
+        let header = self.begin(fxp::WRITE);
+        self.string(handle);
+        self.u64(offset);
+        self.u32((end - start) as u32);
+        self.end(header);
+        let len = (self.out.bytes.len() - header - 4 + end - start) as u32;
+        self.out.bytes[header..header + 4].copy_from_slice(&len.to_be_bytes());
+        self.out.share(content, start, end);
     }
 
     pub fn stat(&mut self, path: &str) {

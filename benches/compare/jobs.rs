@@ -3,6 +3,7 @@
 use crate::client::{Attrs, Job, Reply, Request, Result, S_IFREG, pflags, status};
 use crate::pattern;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 fn mismatch(what: &str, got: impl std::fmt::Debug, want: impl std::fmt::Debug) -> String {
     format!("{what}: got {got:?}, expected {want:?}")
@@ -140,7 +141,9 @@ pub struct WriteFile {
     flags: u32,
     size: u64,
     chunk: u32,
-    seed: u64,
+    /// The whole file's content, made before the run so that the client spends its
+    /// time sending, not computing.
+    content: Rc<[u8]>,
     open_sent: bool,
     handle: Option<Vec<u8>>,
     next: u64,
@@ -163,7 +166,7 @@ impl WriteFile {
             flags,
             size,
             chunk,
-            seed,
+            content: pattern::content(size, seed).into(),
             open_sent: false,
             handle: None,
             next: 0,
@@ -189,10 +192,8 @@ impl Job for WriteFile {
             let offset = self.next;
             let len = (self.size - offset).min(u64::from(self.chunk)) as u32;
             self.next += u64::from(len);
-            let seed = self.seed;
-            req.write(handle, offset, len as usize, |buf| {
-                pattern::fill(buf, offset, seed)
-            });
+            let start = offset as usize;
+            req.write_shared(handle, offset, &self.content, start, start + len as usize);
             self.outstanding += 1;
             return Some(WriteTag::Write(offset, len));
         }

@@ -38,6 +38,13 @@ pub fn fill(buf: &mut [u8], offset: u64, seed: u64) {
     }
 }
 
+/// The whole content of a `size`-byte file made with `seed`.
+pub fn content(size: u64, seed: u64) -> Vec<u8> {
+    let mut buf = vec![0; size as usize];
+    fill(&mut buf, 0, seed);
+    buf
+}
+
 /// Whether `buf` is the content at `offset` of the file made with `seed`.
 pub fn matches(buf: &[u8], offset: u64, seed: u64) -> bool {
     let (head, rest) = buf.split_at(head_len(offset, buf.len()));

@@ -76,7 +76,7 @@ fn num(x: f64) -> String {
 pub fn run_line(workload: &Workload, label: &str, s: &Sample) -> String {
     let amount = workload.amount;
     format!(
-        "{:18} {:8} {:>10} {:10} cpu {:6.3} s  rss {:6.1} MiB  ({:.2} s)",
+        "{:18} {:8} {:>10} {:10} cpu {:6.3} s  rss {:6.1} MiB  ({:.2} s, client cpu {:.2} s)",
         workload.name,
         label,
         format!("{:.1}", rate(amount, s)),
@@ -84,6 +84,7 @@ pub fn run_line(workload: &Workload, label: &str, s: &Sample) -> String {
         s.usage.cpu.as_secs_f64(),
         s.usage.maxrss_kib as f64 / 1024.0,
         s.elapsed.as_secs_f64(),
+        s.client_cpu.as_secs_f64(),
     )
 }
 

@@ -239,6 +239,22 @@ pub fn all(s: &Sizes) -> Vec<Workload> {
 pub struct Sample {
     pub elapsed: Duration,
     pub usage: Usage,
+    /// The benchmark client's own CPU time over the measured part (zero for the
+    /// sftp-* workloads, whose client is OpenSSH's): near `elapsed`, the client and
+    /// not the server sets the pace.
+    pub client_cpu: Duration,
+}
+
+/// CPU time (user + system) of the calling thread so far.
+fn thread_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|u| {
+            let us =
+                |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+            Duration::from_micros(us(u.user_time()) + us(u.system_time()))
+        })
+        .unwrap_or_default()
 }
 
 /// Everything a run needs besides the server.
@@ -466,14 +482,15 @@ impl Ctx {
         let mut session = server::start(server, &self.dir, self.transport)?;
         let conn = &mut session.conn;
         let measured = conn.handshake().and_then(|()| {
-            let start = Instant::now();
+            let (start, cpu) = (Instant::now(), thread_cpu());
             conn.run(&mut job, self.window)?;
-            Ok(start.elapsed())
+            Ok((start.elapsed(), thread_cpu() - cpu))
         });
         match measured {
-            Ok(elapsed) => Ok(Sample {
+            Ok((elapsed, client_cpu)) => Ok(Sample {
                 elapsed,
                 usage: session.finish()?,
+                client_cpu,
             }),
             Err(e) => {
                 session.abort();
@@ -534,7 +551,11 @@ impl Ctx {
         let out = self.path(output);
         pattern::verify_file(&out, self.sizes.file, SRC_SEED)?;
         fs::remove_file(&out).map_err(io(&out))?;
-        Ok(Sample { elapsed, usage })
+        Ok(Sample {
+            elapsed,
+            usage,
+            client_cpu: Duration::ZERO,
+        })
     }
 }
 
