@@ -46,6 +46,8 @@ pub fn run(
             end -= start;
             start = 0;
         }
+        // What was resolved for this run of requests is not kept while waiting.
+        session.paths.forget();
         let n = match read(input, &mut buf[end..]) {
             Ok(0) => {
                 logit!(Debug1, "read eof");

@@ -32,9 +32,11 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchownat};
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// How many symbolic links one resolution follows before it gives up (ELOOP), as the
 /// kernel's own limit.
@@ -58,7 +60,8 @@ enum Kind {
 
 /// A path as a system call takes it: relative to `dir`.
 pub struct Target<'a> {
-    dir: Option<OwnedFd>,
+    /// Shared with [`Paths`]' cache of the last parent directory resolved.
+    dir: Option<Rc<OwnedFd>>,
     path: Cow<'a, [u8]>,
     kind: Kind,
 }
@@ -213,6 +216,10 @@ struct Root {
     start: Vec<u8>,
     /// openat2(2) is missing: resolve one component at a time.
     walk: bool,
+    /// The last parent directory resolved (its path as given to `Root::open`), kept
+    /// until [`Paths::forget`]: a run of requests on names in one directory resolves
+    /// it once.
+    parent: RefCell<Option<(Vec<u8>, Rc<OwnedFd>)>>,
 }
 
 /// Turns client paths into targets: the server's own file system, relative paths
@@ -251,6 +258,7 @@ impl Paths {
                 real,
                 start: b"/".to_vec(),
                 walk,
+                parent: RefCell::new(None),
             }),
         }
     }
@@ -334,13 +342,14 @@ impl Paths {
             // The root itself, or a path ending in `.` or `..`: the directory it
             // names, resolved whole, and `.` in it (never `..`, which would leave the
             // root when the directory is the root).
-            (root.open(&full, dir_flags, Mode::empty())?, b".".to_vec())
+            let dir = root.open(&full, dir_flags, Mode::empty())?;
+            (Rc::new(dir), b".".to_vec())
         } else {
             let parent: &[u8] = match slash {
                 Some(0) | None => b"/",
                 Some(i) => &trimmed[..i],
             };
-            (root.open(parent, dir_flags, Mode::empty())?, name.to_vec())
+            (root.parent(parent)?, name.to_vec())
         };
         Ok(Target {
             dir: Some(dir),
@@ -360,10 +369,39 @@ impl Paths {
         }
         let fd = root.open(&root.full(client), OFlag::O_PATH, Mode::empty())?;
         Ok(Target {
-            dir: Some(fd),
+            dir: Some(Rc::new(fd)),
             path: Cow::Borrowed(b""),
             kind: Kind::Resolved,
         })
+    }
+
+    /// stat(2) (`follow`) or lstat(2) of a client path. Confined, a stat whose final
+    /// name turns out not to be a symlink is answered by the lstat of that name in its
+    /// parent directory (one call, the parent most often known already); only a
+    /// symlink costs the resolution of the whole path.
+    pub fn stat(&self, client: &[u8], follow: bool) -> Result<FileStat, Errno> {
+        // A trailing slash asks for a directory, which only the whole resolution tells.
+        if self.root.is_none() || (follow && client.ends_with(b"/")) {
+            return match follow {
+                true => self.resolve_follow(client)?.stat(true),
+                false => self.resolve(client)?.stat(false),
+            };
+        }
+        let st = self.resolve(client)?.stat(false)?;
+        if follow && is_symlink(&st) {
+            return self.resolve_follow(client)?.stat(true);
+        }
+        Ok(st)
+    }
+
+    /// Drops the remembered parent directory. The server calls this before it waits
+    /// for more requests and around every request that may change the file system,
+    /// so a directory is reused only within one run of requests read together,
+    /// none of which renames or removes anything.
+    pub fn forget(&self) {
+        if let Some(root) = &self.root {
+            root.parent.take();
+        }
     }
 
     /// open(2) of a client path with `flags` (`O_CLOEXEC` is added), following a
@@ -477,6 +515,19 @@ impl Root {
         }
         p.extend_from_slice(client);
         Cow::Owned(p)
+    }
+
+    /// The directory `path` (absolute inside the root), `O_PATH`: the remembered one
+    /// if it is the same path.
+    fn parent(&self, path: &[u8]) -> Result<Rc<OwnedFd>, Errno> {
+        if let Some((known, fd)) = &*self.parent.borrow()
+            && known == path
+        {
+            return Ok(Rc::clone(fd));
+        }
+        let fd = Rc::new(self.open(path, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?);
+        *self.parent.borrow_mut() = Some((path.to_vec(), Rc::clone(&fd)));
+        Ok(fd)
     }
 
     /// Opens `path` (absolute inside the root) with `flags`, following symlinks

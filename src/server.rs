@@ -96,8 +96,18 @@ impl Session {
         if debugging {
             trace::request(&self.handles, &request);
         }
+        // A request that may rename or remove things must not use, nor leave behind,
+        // a directory resolved before it.
+        let changes = request.op().is_some_and(|op| op.info().writes);
+        if changes {
+            self.paths.forget();
+        }
         let mark = out.mark();
-        match self.dispatch(request, out) {
+        let result = self.dispatch(request, out);
+        if changes {
+            self.paths.forget();
+        }
+        match result {
             // An operation that wrote no reply answers with a plain OK.
             Ok(()) if out.mark() == mark => self.send_status(out, id, Status::OK),
             Ok(()) => {

@@ -22,12 +22,7 @@ pub fn stat(s: &mut Session, out: &mut Out, id: u32, path: &[u8], follow: bool) 
         if follow { "" } else { "l" },
         Bytes(path)
     );
-    let t = if follow {
-        s.paths.resolve_follow(path)?
-    } else {
-        s.paths.resolve(path)?
-    };
-    let st = t.stat(follow)?;
+    let st = s.paths.stat(path, follow)?;
     out.attrs(id, &Attrs::from_stat(&st));
     Ok(())
 }

@@ -567,6 +567,83 @@ fn confine_symlink_in_the_middle() {
     assert_eq!(f.outside_snapshot(), before, "nothing outside changed");
 }
 
+/// A run of requests on names in one directory resolves the directory once; a
+/// rename or removal in the same run, or any change between runs, is seen at once,
+/// and STAT of a name that turns out to be a symlink still follows it inside.
+#[test]
+fn confine_parent_directory_is_never_stale() {
+    if !ours_only() {
+        return;
+    }
+    let f = Fixture::new("confine-parent");
+    fs::create_dir(f.root.join("d")).unwrap();
+    fs::write(f.root.join("d/x"), b"12345").unwrap();
+    f.plant("d/out", f.outside.join("secret"));
+    f.plant("d/in", "/inside.txt");
+    let mut s = f.serve(&[]);
+    // One write, so the server reads and answers the run together.
+    let run: [Request; 6] = [
+        Request::Lstat { path: b"/d/x" },
+        Request::Rename {
+            old: b"/d",
+            new: b"/e",
+        },
+        Request::Mkdir {
+            path: b"/d",
+            attrs: Attrs::none(),
+        },
+        Request::Lstat { path: b"/d/x" },
+        Request::Stat { path: b"/d/x" },
+        Request::Stat { path: b"/e/x" },
+    ];
+    let bytes: Vec<u8> = run
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.encode(1000 + i as u32))
+        .collect();
+    s.s.c.send_raw(&bytes);
+    let codes: Vec<u32> = (0..run.len())
+        .map(|i| {
+            let r = s.s.c.recv().unwrap();
+            assert_eq!(r.id(), Some(1000 + i as u32));
+            match r {
+                Reply::Attrs { attrs, .. } => {
+                    assert_eq!(attrs.size, 5);
+                    SSH_FX_OK
+                }
+                r => code(&r),
+            }
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            SSH_FX_OK,
+            SSH_FX_OK,
+            SSH_FX_OK,
+            SSH_FX_NO_SUCH_FILE,
+            SSH_FX_NO_SUCH_FILE,
+            SSH_FX_OK
+        ]
+    );
+    // Changed by another process between two requests of the client.
+    assert_eq!(s.lstat(b"/e/x").unwrap().size, 5);
+    fs::rename(f.root.join("e"), f.root.join("g")).unwrap();
+    fs::create_dir(f.root.join("e")).unwrap();
+    fs::write(f.root.join("e/x"), b"1").unwrap();
+    assert_eq!(s.lstat(b"/e/x").unwrap().size, 1);
+    assert_eq!(s.stat(b"/e/x").unwrap().size, 1);
+    // Final symlinks: STAT follows them inside the root, LSTAT does not.
+    let link = s.lstat(b"/g/out").unwrap();
+    assert_eq!(link.permissions & 0o170000, 0o120000);
+    assert_eq!(s.stat(b"/g/out").map(drop), Err(SSH_FX_NO_SUCH_FILE));
+    let inside = s.stat(b"/g/in").unwrap();
+    assert_eq!(inside.size, INSIDE.len() as u64);
+    // A trailing slash on a file still asks for a directory.
+    assert_ne!(s.stat(b"/g/x/").map(drop), Ok(()));
+    s.finish();
+}
+
 /// Hard links and renames to and from outside: rename, posix-rename and hardlink
 /// resolve both paths inside, and a hard link to a symlink links the symlink.
 #[test]
