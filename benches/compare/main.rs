@@ -214,7 +214,7 @@ fn run(o: Options) -> Result<(), String> {
     if selected.is_empty() {
         return Err(format!("no workload matches {}", o.only.join(",")));
     }
-    let servers = [
+    let mut servers = [
         Server {
             label: "ours",
             program: o.ours.clone(),
@@ -226,7 +226,9 @@ fn run(o: Options) -> Result<(), String> {
             args: o.openssh_args.clone(),
         },
     ];
-    for s in &servers {
+    for s in &mut servers {
+        // Servers run in the scratch directory: a relative path is taken from here.
+        s.program = std::path::absolute(&s.program).unwrap_or_else(|_| s.program.clone());
         if !s.program.is_file() {
             return Err(format!(
                 "{} server not found: {}",

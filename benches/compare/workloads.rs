@@ -239,21 +239,27 @@ pub fn all(s: &Sizes) -> Vec<Workload> {
 pub struct Sample {
     pub elapsed: Duration,
     pub usage: Usage,
-    /// The benchmark client's own CPU time over the measured part (zero for the
-    /// sftp-* workloads, whose client is OpenSSH's): near `elapsed`, the client and
-    /// not the server sets the pace.
+    /// The client's CPU time over the measured part (the benchmark's own client, or
+    /// OpenSSH's sftp for the sftp-* workloads): near `elapsed`, the client and not
+    /// the server sets the pace.
     pub client_cpu: Duration,
 }
 
 /// CPU time (user + system) of the calling thread so far.
 fn thread_cpu() -> Duration {
-    use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_THREAD)
-        .map(|u| {
-            let us =
-                |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
-            Duration::from_micros(us(u.user_time()) + us(u.system_time()))
-        })
+    cpu_of(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+}
+
+/// CPU time (user + system) of every child process waited for so far, and of their
+/// waited-for descendants.
+fn children_cpu() -> Duration {
+    cpu_of(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+}
+
+fn cpu_of(who: nix::sys::resource::UsageWho) -> Duration {
+    let us = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    nix::sys::resource::getrusage(who)
+        .map(|u| Duration::from_micros(us(u.user_time()) + us(u.system_time())))
         .unwrap_or_default()
 }
 
@@ -536,12 +542,17 @@ impl Ctx {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        let start = Instant::now();
+        let (start, children) = (Instant::now(), children_cpu());
         let status = cmd
             .status()
             .map_err(|e| format!("{}: {e}", self.sftp.display()))?;
         let elapsed = start.elapsed();
         let (exit, usage) = server::read_wrapper_report(&report)?;
+        // sftp waited for the server (through the usage-recording wrapper), so its
+        // children's time includes the server's.
+        let client_cpu = children_cpu()
+            .saturating_sub(children)
+            .saturating_sub(usage.cpu);
         if exit != Exit::Code(0) {
             return Err(format!("the server ended with {exit}"));
         }
@@ -554,7 +565,7 @@ impl Ctx {
         Ok(Sample {
             elapsed,
             usage,
-            client_cpu: Duration::ZERO,
+            client_cpu,
         })
     }
 }
