@@ -151,6 +151,7 @@ impl Scratch {
             let path = dir
                 .canonicalize()
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
+            mark_top_dir(&path);
             return Ok(Scratch {
                 path,
                 remove: false,
@@ -159,10 +160,33 @@ impl Scratch {
         // Not /tmp: it may be a tmpfs, which would measure memory, not a file system.
         let path = nix::unistd::mkdtemp("/var/tmp/sftp-server-bench.XXXXXX")
             .map_err(|e| format!("mkdtemp in /var/tmp: {e}"))?;
+        mark_top_dir(&path);
         Ok(Scratch {
             path,
             remove: !keep,
         })
+    }
+}
+
+/// Marks `dir` as the top of a directory hierarchy (`chattr +T`), so that ext4
+/// places each new subdirectory in a block group of its own rather than next to its
+/// parent: the workloads that create and remove many files each get a fresh
+/// directory (see `Ctx::fresh_dir`). Other file systems ignore or refuse the flag;
+/// either way nothing else changes.
+fn mark_top_dir(dir: &Path) {
+    use nix::libc;
+    const FS_TOPDIR_FL: libc::c_long = 0x0002_0000;
+    let Ok(file) = std::fs::File::open(dir) else {
+        return;
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut flags: libc::c_long = 0;
+    // SAFETY: both ioctls read or write one c_long through a pointer to a local.
+    unsafe {
+        if libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) == 0 {
+            flags |= FS_TOPDIR_FL;
+            libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags);
+        }
     }
 }
 

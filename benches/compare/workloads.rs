@@ -349,9 +349,6 @@ impl Ctx {
                 fs::write(path, &buf)
             })?;
         }
-        if needs(|k| matches!(k, Kind::MetaDir | Kind::MetaFile)) {
-            self.empty_dir(META_DIR)?;
-        }
         settle();
         Ok(())
     }
@@ -381,13 +378,25 @@ impl Ctx {
         Ok(())
     }
 
-    /// Makes `name` an empty directory.
-    fn empty_dir(&self, name: &str) -> Result<()> {
-        let path = self.path(name);
+    /// A new empty directory for one run of a workload that creates and removes
+    /// files, named `prefix-N`. A fresh directory (in a scratch directory marked as
+    /// the top of a hierarchy, see `main::Scratch`) keeps one run's deletions from
+    /// slowing the next run's file creation: ext4 without a journal skips inodes
+    /// freed in the last minutes, one by one, when it allocates in the same group.
+    fn fresh_dir(&self, prefix: &str) -> Result<String> {
+        let name = format!("{prefix}-{}", self.fresh_seed());
+        let path = self.path(&name);
         if path.exists() {
             fs::remove_dir_all(&path).map_err(io(&path))?;
         }
-        fs::create_dir(&path).map_err(io(&path))
+        fs::create_dir(&path).map_err(io(&path))?;
+        Ok(name)
+    }
+
+    /// Removes a directory made by [`Ctx::fresh_dir`].
+    fn remove_dir(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        fs::remove_dir_all(&path).map_err(io(&path))
     }
 
     /// Removes what the workloads write, for the end of a run with a kept directory.
@@ -395,7 +404,19 @@ impl Ctx {
         for name in [NEW_FILE, "get.out", "put.out", "batch", "usage"] {
             let _ = fs::remove_file(self.path(name));
         }
-        let _ = fs::remove_dir_all(self.path(SMALL_NEW_DIR));
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if [SMALL_NEW_DIR, META_DIR]
+                .iter()
+                .any(|p| name.starts_with(&format!("{p}-")))
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Runs `workload` once against `server`.
@@ -436,16 +457,15 @@ impl Ctx {
             ),
             Kind::ReadDir => self.pipelined(server, ReadDir::new(&s.big_dir(), s.entries)),
             Kind::SmallCreate => {
-                self.empty_dir(SMALL_NEW_DIR)?;
+                let dir = self.fresh_dir(SMALL_NEW_DIR)?;
                 settle();
-                let job = SmallCreate::new(SMALL_NEW_DIR, s.small, s.small_size);
+                let job = SmallCreate::new(&dir, s.small, s.small_size);
                 let sample = self.pipelined(server, Chained::new(job))?;
                 for i in 0..s.small {
-                    let path = self.path(&small_path(SMALL_NEW_DIR, i));
+                    let path = self.path(&small_path(&dir, i));
                     pattern::verify_file(&path, s.small_size as u64, small_seed(i))?;
                 }
-                let path = self.path(SMALL_NEW_DIR);
-                fs::remove_dir_all(&path).map_err(io(&path))?;
+                self.remove_dir(&dir)?;
                 Ok(sample)
             }
             Kind::SmallRead => {
@@ -453,19 +473,25 @@ impl Ctx {
                 self.pipelined(server, Chained::new(job))
             }
             Kind::MetaDir => {
+                let dir = self.fresh_dir(META_DIR)?;
+                settle();
                 let job = MetaDir {
-                    dir: META_DIR.into(),
+                    dir: dir.clone(),
                     count: s.meta_dirs,
                     done: 0,
                 };
                 let sample = self.pipelined(server, Chained::new(job))?;
-                self.check_empty(META_DIR)?;
+                self.check_empty(&dir)?;
+                self.remove_dir(&dir)?;
                 Ok(sample)
             }
             Kind::MetaFile => {
-                let job = MetaFile::new(META_DIR, s.meta_files);
+                let dir = self.fresh_dir(META_DIR)?;
+                settle();
+                let job = MetaFile::new(&dir, s.meta_files);
                 let sample = self.pipelined(server, Chained::new(job))?;
-                self.check_empty(META_DIR)?;
+                self.check_empty(&dir)?;
+                self.remove_dir(&dir)?;
                 Ok(sample)
             }
             Kind::SftpGet(buflen) => self.sftp(server, true, buflen),
