@@ -32,7 +32,7 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchownat};
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -216,10 +216,26 @@ struct Root {
     start: Vec<u8>,
     /// openat2(2) is missing: resolve one component at a time.
     walk: bool,
-    /// The last parent directory resolved (its path as given to `Root::open`), kept
-    /// until [`Paths::forget`]: a run of requests on names in one directory resolves
-    /// it once.
-    parent: RefCell<Option<(Vec<u8>, Rc<OwnedFd>)>>,
+    /// The last parent directory resolved, kept until [`Paths::forget`]: a run of
+    /// requests on names in one directory resolves it once.
+    parent: RefCell<Option<Parent>>,
+    /// The current request has acted on a name in a directory other than the kept
+    /// one (see [`Paths::changed`]).
+    strayed: Cell<bool>,
+    /// The current request has been handed the kept directory.
+    handed: Cell<bool>,
+}
+
+/// A kept parent directory.
+#[derive(Debug)]
+struct Parent {
+    /// Its path as given to `Root::open`.
+    path: Vec<u8>,
+    fd: Rc<OwnedFd>,
+    /// Reached from the root through real directories only, downwards (no `..`, no
+    /// symlink): no entry of the directory itself lies on that way, so renaming or
+    /// removing names in it cannot change where the path leads.
+    downward: bool,
 }
 
 /// Turns client paths into targets: the server's own file system, relative paths
@@ -259,6 +275,8 @@ impl Paths {
                 start: b"/".to_vec(),
                 walk,
                 parent: RefCell::new(None),
+                strayed: Cell::new(false),
+                handed: Cell::new(false),
             }),
         }
     }
@@ -342,6 +360,7 @@ impl Paths {
             // The root itself, or a path ending in `.` or `..`: the directory it
             // names, resolved whole, and `.` in it (never `..`, which would leave the
             // root when the directory is the root).
+            root.strayed.set(true);
             let dir = root.open(&full, dir_flags, Mode::empty())?;
             (Rc::new(dir), b".".to_vec())
         } else {
@@ -394,13 +413,33 @@ impl Paths {
         Ok(st)
     }
 
-    /// Drops the remembered parent directory. The server calls this before it waits
-    /// for more requests and around every request that may change the file system,
-    /// so a directory is reused only within one run of requests read together,
-    /// none of which renames or removes anything.
+    /// Drops the kept parent directory. The server calls this before it waits for
+    /// more requests, so a directory is reused only within one run of requests read
+    /// together.
     pub fn forget(&self) {
         if let Some(root) = &self.root {
             root.parent.take();
+        }
+    }
+
+    /// Marks the start of a request, for [`Paths::changed`].
+    pub fn begin(&self) {
+        if let Some(root) = &self.root {
+            root.strayed.set(false);
+            root.handed.set(false);
+        }
+    }
+
+    /// After a request that may have renamed or removed something: the kept
+    /// directory stays only if the request acted on names in it alone and it was
+    /// reached downwards, so nothing the request did lies on the way to it.
+    pub fn changed(&self) {
+        if let Some(root) = &self.root {
+            let keep =
+                !root.strayed.get() && root.parent.borrow().as_ref().is_some_and(|p| p.downward);
+            if !keep {
+                self.forget();
+            }
         }
     }
 
@@ -520,13 +559,39 @@ impl Root {
     /// The directory `path` (absolute inside the root), `O_PATH`: the remembered one
     /// if it is the same path.
     fn parent(&self, path: &[u8]) -> Result<Rc<OwnedFd>, Errno> {
-        if let Some((known, fd)) = &*self.parent.borrow()
-            && known == path
+        if let Some(kept) = &*self.parent.borrow()
+            && kept.path == path
         {
-            return Ok(Rc::clone(fd));
+            self.handed.set(true);
+            return Ok(Rc::clone(&kept.fd));
         }
-        let fd = Rc::new(self.open(path, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?);
-        *self.parent.borrow_mut() = Some((path.to_vec(), Rc::clone(&fd)));
+        // The request goes on in another directory than one it already acts in.
+        if self.handed.get() {
+            self.strayed.set(true);
+        }
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+        let no_dotdot = !path.split(|&b| b == b'/').any(|c| c == b"..");
+        let downward = match no_dotdot && !self.walk {
+            true => {
+                match self.openat2(path, flags, Mode::empty(), ResolveFlag::RESOLVE_NO_SYMLINKS) {
+                    // A symlink on the way (or renames racing): resolved as usual.
+                    Err(Errno::ELOOP | Errno::EAGAIN) => None,
+                    r => Some(r?),
+                }
+            }
+            false => None,
+        };
+        let (fd, downward) = match downward {
+            Some(fd) => (fd, true),
+            None => (self.open(path, flags, Mode::empty())?, false),
+        };
+        let fd = Rc::new(fd);
+        *self.parent.borrow_mut() = Some(Parent {
+            path: path.to_vec(),
+            fd: Rc::clone(&fd),
+            downward,
+        });
+        self.handed.set(true);
         Ok(fd)
     }
 
@@ -534,22 +599,38 @@ impl Root {
     /// inside the root.
     fn open(&self, path: &[u8], flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
         if !self.walk {
-            let mut how = OpenHow::new()
-                .flags(flags | OFlag::O_CLOEXEC)
-                .resolve(resolve_flags());
-            // openat2 refuses a mode without O_CREAT (or O_TMPFILE).
-            if flags.contains(OFlag::O_CREAT) {
-                how = how.mode(mode);
-            }
-            for _ in 0..EAGAIN_RETRIES {
-                match openat2(&self.fd, path, how) {
-                    // A rename elsewhere raced with `..`: the kernel asks to retry.
-                    Err(Errno::EAGAIN) => continue,
-                    r => return r,
-                }
+            match self.openat2(path, flags, mode, ResolveFlag::empty()) {
+                Err(Errno::EAGAIN) => {}
+                r => return r,
             }
         }
         walk(self.fd.as_fd(), path, flags, mode)
+    }
+
+    /// openat2(2) inside the root, with `more` resolution flags; EAGAIN once it has
+    /// been retried enough.
+    fn openat2(
+        &self,
+        path: &[u8],
+        flags: OFlag,
+        mode: Mode,
+        more: ResolveFlag,
+    ) -> Result<OwnedFd, Errno> {
+        let mut how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(resolve_flags() | more);
+        // openat2 refuses a mode without O_CREAT (or O_TMPFILE).
+        if flags.contains(OFlag::O_CREAT) {
+            how = how.mode(mode);
+        }
+        for _ in 0..EAGAIN_RETRIES {
+            match openat2(&self.fd, path, how) {
+                // A rename elsewhere raced with `..`: the kernel asks to retry.
+                Err(Errno::EAGAIN) => continue,
+                r => return r,
+            }
+        }
+        Err(Errno::EAGAIN)
     }
 }
 

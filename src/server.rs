@@ -96,16 +96,12 @@ impl Session {
         if debugging {
             trace::request(&self.handles, &request);
         }
-        // A request that may rename or remove things must not use, nor leave behind,
-        // a directory resolved before it.
         let changes = request.op().is_some_and(|op| op.info().writes);
-        if changes {
-            self.paths.forget();
-        }
+        self.paths.begin();
         let mark = out.mark();
         let result = self.dispatch(request, out);
         if changes {
-            self.paths.forget();
+            self.paths.changed();
         }
         match result {
             // An operation that wrote no reply answers with a plain OK.

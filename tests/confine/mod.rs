@@ -568,8 +568,9 @@ fn confine_symlink_in_the_middle() {
 }
 
 /// A run of requests on names in one directory resolves the directory once; a
-/// rename or removal in the same run, or any change between runs, is seen at once,
-/// and STAT of a name that turns out to be a symlink still follows it inside.
+/// rename or removal in the same run that could change the way to it, or any change
+/// between runs, is seen at once, and STAT of a name that turns out to be a symlink
+/// still follows it inside.
 #[test]
 fn confine_parent_directory_is_never_stale() {
     if !ours_only() {
@@ -581,8 +582,29 @@ fn confine_parent_directory_is_never_stale() {
     f.plant("d/out", f.outside.join("secret"));
     f.plant("d/in", "/inside.txt");
     let mut s = f.serve(&[]);
-    // One write, so the server reads and answers the run together.
-    let run: [Request; 6] = [
+    // Each run in one write, so the server reads and answers it together.
+    let mut run = |reqs: &[Request]| -> Vec<u32> {
+        let bytes: Vec<u8> = reqs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.encode(1000 + i as u32))
+            .collect();
+        s.s.c.send_raw(&bytes);
+        (0..reqs.len())
+            .map(|i| {
+                let r = s.s.c.recv().unwrap();
+                assert_eq!(r.id(), Some(1000 + i as u32));
+                match r {
+                    Reply::Attrs { attrs, .. } => {
+                        assert_eq!(attrs.size, 5);
+                        SSH_FX_OK
+                    }
+                    r => code(&r),
+                }
+            })
+            .collect()
+    };
+    let codes = run(&[
         Request::Lstat { path: b"/d/x" },
         Request::Rename {
             old: b"/d",
@@ -595,37 +617,39 @@ fn confine_parent_directory_is_never_stale() {
         Request::Lstat { path: b"/d/x" },
         Request::Stat { path: b"/d/x" },
         Request::Stat { path: b"/e/x" },
-    ];
-    let bytes: Vec<u8> = run
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.encode(1000 + i as u32))
-        .collect();
-    s.s.c.send_raw(&bytes);
-    let codes: Vec<u32> = (0..run.len())
-        .map(|i| {
-            let r = s.s.c.recv().unwrap();
-            assert_eq!(r.id(), Some(1000 + i as u32));
-            match r {
-                Reply::Attrs { attrs, .. } => {
-                    assert_eq!(attrs.size, 5);
-                    SSH_FX_OK
-                }
-                r => code(&r),
-            }
-        })
-        .collect();
+    ]);
+    use SSH_FX_NO_SUCH_FILE as NONE;
     assert_eq!(
         codes,
-        [
-            SSH_FX_OK,
-            SSH_FX_OK,
-            SSH_FX_OK,
-            SSH_FX_NO_SUCH_FILE,
-            SSH_FX_NO_SUCH_FILE,
-            SSH_FX_OK
-        ]
+        [SSH_FX_OK, SSH_FX_OK, SSH_FX_OK, NONE, NONE, SSH_FX_OK]
     );
+    // A directory reached through a symlink that lies in the directory itself:
+    // removing that symlink takes the way there away.
+    f.plant("e/self", ".");
+    let codes = run(&[
+        Request::Lstat { path: b"/e/self/x" },
+        Request::Remove {
+            path: b"/e/self/self",
+        },
+        Request::Lstat { path: b"/e/self/x" },
+        Request::Lstat { path: b"/e/x" },
+    ]);
+    assert_eq!(codes, [SSH_FX_OK, SSH_FX_OK, NONE, SSH_FX_OK]);
+    // Renames inside the directory used keep it, and are seen.
+    let codes = run(&[
+        Request::Lstat { path: b"/e/x" },
+        Request::Rename {
+            old: b"/e/x",
+            new: b"/e/y",
+        },
+        Request::Lstat { path: b"/e/x" },
+        Request::Lstat { path: b"/e/y" },
+        Request::Rename {
+            old: b"/e/y",
+            new: b"/e/x",
+        },
+    ]);
+    assert_eq!(codes, [SSH_FX_OK, SSH_FX_OK, NONE, SSH_FX_OK, SSH_FX_OK]);
     // Changed by another process between two requests of the client.
     assert_eq!(s.lstat(b"/e/x").unwrap().size, 5);
     fs::rename(f.root.join("e"), f.root.join("g")).unwrap();
