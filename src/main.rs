@@ -59,14 +59,19 @@ fn serve(opts: Options) -> i32 {
         }
     };
     // OpenSSH expands -d while reading its flags, so its errors are flag errors.
-    let start_dir = match opts
-        .start_dir
-        .as_deref()
-        .map(|d| expand_start_dir(d, &user))
-    {
+    let start_dir = match opts.start_dir.as_deref().map(|d| expand_dir(d, &user)) {
         None => None,
         Some(Ok(dir)) => Some(dir),
         Some(Err(errors)) => return fail(255, &errors),
+    };
+    // --root takes the same expansions (a name that is not UTF-8 is taken as is).
+    let root = match opts.root.as_deref().map(|r| (r, r.to_str())) {
+        None => None,
+        Some((_, Some(r))) => match expand_dir(r, &user) {
+            Ok(dir) => Some(std::ffi::OsString::from(dir)),
+            Err(errors) => return fail(255, &errors),
+        },
+        Some((r, None)) => Some(r.to_os_string()),
     };
     let dest = if opts.log_stderr {
         Destination::Stderr
@@ -74,7 +79,7 @@ fn serve(opts: Options) -> i32 {
         Destination::Syslog(opts.facility)
     };
     logging::init(opts.log_level, dest);
-    let mut paths = match opts.root.as_deref().map(open_root) {
+    let mut paths = match root.as_deref().map(open_root) {
         None => Paths::new(),
         Some(Ok(paths)) => paths,
         Some(Err(message)) => {
@@ -185,10 +190,11 @@ fn open_root(dir: &std::ffi::OsStr) -> Result<Paths, String> {
     Ok(paths)
 }
 
-/// `-d`'s expansions as OpenSSH applies them: a leading `~` or `~user` first, then
-/// `%%`, `%d` (home), `%u` (user name) and `%U` (uid). An unknown user or `%` key is
-/// fatal, as in OpenSSH: the messages to report come back as the error.
-fn expand_start_dir(dir: &str, user: &nix::unistd::User) -> Result<String, Vec<(Level, String)>> {
+/// `-d`'s expansions as OpenSSH applies them (and `--root`'s): a leading `~` or
+/// `~user` first, then `%%`, `%d` (home), `%u` (user name) and `%U` (uid). An
+/// unknown user or `%` key is fatal, as in OpenSSH: the messages to report come back
+/// as the error.
+fn expand_dir(dir: &str, user: &nix::unistd::User) -> Result<String, Vec<(Level, String)>> {
     let home = user.dir.to_string_lossy().into_owned();
     let tilded = match dir.strip_prefix('~') {
         None => dir.to_string(),

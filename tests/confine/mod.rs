@@ -668,6 +668,37 @@ fn confine_parent_directory_is_never_stale() {
     s.finish();
 }
 
+/// `--root` takes `-d`'s expansions, so one sshd Subsystem line can give each user
+/// a directory of their own; an unknown key is fatal, as for `-d`.
+#[test]
+fn confine_root_takes_the_start_directory_expansions() {
+    if !ours_only() {
+        return;
+    }
+    let f = Fixture::new("confine-root-expand");
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap();
+    let top = fs::canonicalize(f.top()).unwrap();
+    let per_user = top.join(format!("{}-{}", user.name, user.uid));
+    fs::create_dir(&per_user).unwrap();
+    fs::write(per_user.join("mine.txt"), b"per-user").unwrap();
+    let arg = format!("{}/%u-%U", top.display());
+    let mut s = Conn::start(Server::spawn_with(
+        &server_bin(),
+        &top,
+        &["--root", &arg],
+        Stdio::null(),
+    ));
+    assert_eq!(s.read(b"/mine.txt").as_deref(), Ok(&b"per-user"[..]));
+    assert_eq!(s.realpath(b".").as_deref(), Ok(&b"/"[..]));
+    s.finish();
+    for bad in ["/srv/%x", "~no-such-user-here/x"] {
+        let server = Server::spawn_with(&server_bin(), &top, &["--root", bad], Stdio::null());
+        assert_eq!(server.finish().code(), Some(255), "--root {bad}");
+    }
+}
+
 /// Hard links and renames to and from outside: rename, posix-rename and hardlink
 /// resolve both paths inside, and a hard link to a symlink links the symlink.
 #[test]
