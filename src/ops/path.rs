@@ -5,6 +5,7 @@ use super::OpResult;
 use crate::logging::Bytes;
 use crate::logit;
 use crate::output::Out;
+use crate::paths::Target;
 use crate::server::Session;
 use crate::status::Status;
 use crate::wire::*;
@@ -81,6 +82,9 @@ pub fn setstat(s: &mut Session, out: &mut Out, path: &[u8], attrs: &Attrs) -> Op
     if attrs.size.is_some() {
         // Truncation may zero part of a page READ data still on its way refers to.
         out.settle()?;
+    }
+    if attrs.is_empty() {
+        return Ok(());
     }
     let t = s.paths.resolve_follow(path)?;
     let paths = &s.paths;
@@ -232,10 +236,27 @@ pub fn posix_rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult
         Bytes(oldpath),
         Bytes(newpath)
     );
+    // The kernel looks both parents up before either name, as this does.
     let from = s.paths.resolve(oldpath)?;
     let to = s.paths.resolve(newpath)?;
     renameat(from.dir(), from.path(), to.dir(), to.path())?;
     Ok(())
+}
+
+/// The target of hardlink's new path. Confined, its parent is resolved before the
+/// call; if that fails, the old path's own error comes first, as link(2) looks the
+/// whole old path up before the new one's parent.
+fn resolve_second<'a>(
+    s: &Session,
+    first: &Target<'_>,
+    second: &'a [u8],
+) -> Result<Target<'a>, Status> {
+    s.paths
+        .resolve(second)
+        .map_err(|e| match first.stat(false) {
+            Err(first_error) => first_error.into(),
+            Ok(_) => e.into(),
+        })
 }
 
 /// hardlink: link(2), which does not follow a symlink at `oldpath`.
@@ -247,7 +268,7 @@ pub fn hardlink(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         Bytes(newpath)
     );
     let from = s.paths.resolve(oldpath)?;
-    let to = s.paths.resolve(newpath)?;
+    let to = resolve_second(s, &from, newpath)?;
     linkat(
         from.dir(),
         from.path(),
@@ -263,6 +284,9 @@ pub fn hardlink(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
 pub fn lsetstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
     if attrs.size.is_some() {
         return Err(Status::BAD_MESSAGE);
+    }
+    if attrs.is_empty() {
+        return Ok(());
     }
     let t = s.paths.resolve(path)?;
     apply_attrs(path, attrs, |change| match change {

@@ -18,6 +18,15 @@ pub struct Attrs {
 }
 
 impl Attrs {
+    /// No attribute at all: a SETSTAT with these changes nothing, and succeeds
+    /// without looking at the path, as in OpenSSH.
+    pub fn is_empty(&self) -> bool {
+        self.size.is_none()
+            && self.uid_gid.is_none()
+            && self.permissions.is_none()
+            && self.times.is_none()
+    }
+
     /// The attributes OpenSSH reports for a file: size, owner, full mode with the
     /// file-type bits, and times truncated to u32 seconds.
     pub fn from_stat(st: &FileStat) -> Attrs {

@@ -101,6 +101,24 @@ pub static ALLOWED: &[Allowed] = &[
         resync: false,
     },
     Allowed {
+        name: "confined-path-length",
+        description: "confined (--root): REALPATH and expand-path build the path inside the \
+                      root, shorter than the real one, so a path OpenSSH finds longer than \
+                      PATH_MAX (BAD_MESSAGE) gets an answer",
+        applies: confined_path_length,
+        ends_sessions: false,
+        resync: false,
+    },
+    Allowed {
+        name: "confined-rmdir-dotdot",
+        description: "confined (--root): RMDIR of a path ending in `..` (or of `/`) is \
+                      BAD_MESSAGE, as for one ending in `.`; OpenSSH gets the kernel's \
+                      answer for the directory above (not empty, or busy)",
+        applies: confined_rmdir_dotdot,
+        ends_sessions: false,
+        resync: false,
+    },
+    Allowed {
         name: "copy-data-checks",
         description: "copy-data statuses: ours refuses what the kernel refuses (a read-only \
                       destination, a write-only or directory source) and overlapping ranges \
@@ -148,6 +166,23 @@ fn home_directory_of_user(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
         && one_name(openssh)
         && one_name(ours)
         && ids(openssh) == ids(ours)
+}
+
+fn confined_path_length(s: &Sent, openssh: &Outcome, _: &Outcome) -> bool {
+    let long = |p: &[u8]| p.len() > 3000;
+    s.confined
+        && matches!(s.step.op.base(), Op::Realpath(p) | Op::ExpandPath(p) if long(p))
+        && matches!(only_status(openssh), Some((_, SSH_FX_BAD_MESSAGE, _)))
+}
+
+fn confined_rmdir_dotdot(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
+    let dotdot = |p: &[u8]| {
+        let trimmed = p.strip_suffix(b"/").unwrap_or(p);
+        trimmed == b".." || trimmed.ends_with(b"/..") || trimmed.iter().all(|&b| b == b'/')
+    };
+    s.confined
+        && matches!(s.step.op.base(), Op::Rmdir(p) if dotdot(p))
+        && matches!((only_status(openssh), only_status(ours)), (Some((ia, _, _)), Some((ib, SSH_FX_BAD_MESSAGE, _))) if ia == ib)
 }
 
 fn copy_data_checks(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {

@@ -20,6 +20,10 @@
 //! writes). Differences that remain are errors unless an entry of `allowed::ALLOWED`
 //! accepts them. Inode numbers are never compared (SFTP v3 does not carry them).
 //!
+//! Confined (`Pair::with`), ours runs with `--root` set to its copy and starts in the
+//! same directory as OpenSSH's; paths are then shown on both sides as the confined
+//! client sees them (OpenSSH's copy root becomes `/`), see [`View`].
+//!
 //! When a session ends (a server exits, or an allowed difference leaves the two
 //! sessions apart), both servers are restarted on the same copies, after comparing the
 //! trees or, if OpenSSH may have changed its copy where ours did not, after copying
@@ -122,6 +126,8 @@ pub struct HandleUse {
 /// One step as sent: the request, the packets each server got, and its handles.
 pub struct Sent<'a> {
     pub step: &'a Step,
+    /// Ours runs confined to its copy (`--root`).
+    pub confined: bool,
     /// (packet type, body) for OpenSSH and for ours.
     pub packets: [(u8, Vec<u8>); 2],
     pub handles: Vec<HandleUse>,
@@ -142,11 +148,25 @@ pub struct Mismatch {
     pub what: String,
 }
 
+/// How a side's server sees its copy, and how its paths are shown for comparison.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum View {
+    /// Unconfined, with an unconfined partner: the copy's absolute root is shown as
+    /// `ROOT`.
+    Marked,
+    /// Unconfined, with a confined partner: paths are shown as the confined server
+    /// names them, the copy's root as `/`.
+    Inside,
+    /// Confined to the copy with `--root`: its paths are shown as they are.
+    Confined,
+}
+
 /// One server in its copy of the tree.
 pub struct Side {
     bin: PathBuf,
     pub root: PathBuf,
     root_bytes: Vec<u8>,
+    view: View,
     server: Option<Server>,
     client: Option<Client>,
     /// The handle each step got, by step index.
@@ -156,8 +176,12 @@ pub struct Side {
 }
 
 impl Resolve for Side {
-    fn root(&self) -> &[u8] {
-        &self.root_bytes
+    fn path(&self, p: &[u8]) -> Vec<u8> {
+        match self.view {
+            View::Marked | View::Inside => replace(p, ROOT, &self.root_bytes),
+            View::Confined if p == ROOT => b"/".to_vec(),
+            View::Confined => replace(p, ROOT, b""),
+        }
     }
     fn handle(&self, h: &H) -> Vec<u8> {
         match h {
@@ -168,11 +192,12 @@ impl Resolve for Side {
 }
 
 impl Side {
-    fn new(bin: PathBuf, root: PathBuf) -> Side {
+    fn new(bin: PathBuf, root: PathBuf, view: View) -> Side {
         Side {
             bin,
             root_bytes: root.as_os_str().as_bytes().to_vec(),
             root,
+            view,
             server: None,
             client: None,
             handles: HashMap::new(),
@@ -180,12 +205,35 @@ impl Side {
         }
     }
 
+    /// A path or link text from this side's server as the comparison shows it.
+    pub fn shown(&self, s: &[u8]) -> Vec<u8> {
+        match self.view {
+            View::Marked => replace(s, &self.root_bytes, ROOT),
+            View::Inside if s == self.root_bytes.as_slice() => b"/".to_vec(),
+            View::Inside => match s.strip_prefix(self.root_bytes.as_slice()) {
+                Some(rest) if rest.starts_with(b"/") => rest.to_vec(),
+                _ => s.to_vec(),
+            },
+            View::Confined => s.to_vec(),
+        }
+    }
+
     /// Starts a session and returns its answer to INIT.
     fn start(&mut self) -> Outcome {
+        let root = self
+            .root
+            .to_str()
+            .expect("scratch paths are UTF-8")
+            .to_string();
+        let start = format!("/{TREE}/{WORK}");
+        let mut args = ARGS.to_vec();
+        if self.view == View::Confined {
+            args.extend(["--root", &root, "-d", &start]);
+        }
         let server = Server::spawn_with(
             &self.bin,
             &self.root.join(TREE).join(WORK),
-            ARGS,
+            &args,
             Stdio::null(),
         );
         let client = Client::new(server.sock.try_clone().expect("dup socket"));
@@ -354,6 +402,13 @@ impl Pair {
     /// Builds the tree with `fixture` (which must create `WORK` inside the directory it
     /// is given), copies it into each copy as `TREE` and starts both servers.
     pub fn new(tag: &str, fixture: fn(&Path)) -> Result<Pair, Mismatch> {
+        Pair::with(tag, fixture, false)
+    }
+
+    /// As [`Pair::new`]; with `confined`, our server runs with `--root` set to its
+    /// copy (starting in the same directory as OpenSSH's), and paths on both sides
+    /// are shown relative to the copy.
+    pub fn with(tag: &str, fixture: fn(&Path), confined: bool) -> Result<Pair, Mismatch> {
         let t0 = now_secs() - 2;
         let scratch = Scratch::new(&format!("diff-{tag}"));
         let template = scratch.path().join("t");
@@ -365,9 +420,13 @@ impl Pair {
             std::fs::create_dir(copy).expect("copy dir");
             tree::copy(&template, &copy.join(TREE), None);
         }
+        let views = match confined {
+            false => [View::Marked, View::Marked],
+            true => [View::Inside, View::Confined],
+        };
         let sides = [
-            Side::new(PathBuf::from(OPENSSH_BIN), a),
-            Side::new(server_bin(), b),
+            Side::new(PathBuf::from(OPENSSH_BIN), a, views[0]),
+            Side::new(server_bin(), b, views[1]),
         ];
         let mut pair = Pair {
             _scratch: scratch,
@@ -431,7 +490,12 @@ impl Pair {
         if resync {
             let [a, b] = &self.sides;
             std::fs::remove_dir_all(&b.root).expect("remove our copy");
-            tree::copy(&a.root, &b.root, Some((&a.root_bytes, &b.root_bytes)));
+            // Symlink targets into OpenSSH's copy point into ours, as ours names it.
+            let ours: &[u8] = match b.view {
+                View::Confined => b"",
+                _ => &b.root_bytes,
+            };
+            tree::copy(&a.root, &b.root, Some((&a.root_bytes, ours)));
             tree::atime_from_mtime(&a.root);
         } else {
             self.compare_trees()?;
@@ -493,10 +557,11 @@ impl Pair {
         let (pa, oa) = self.sides[0].run(index, &step);
         let (pb, ob) = self.sides[1].run(index, &step);
         let w = self.window();
-        let ma = mask(&oa, &step.op, &self.sides[0].root_bytes, w);
-        let mb = mask(&ob, &step.op, &self.sides[1].root_bytes, w);
+        let ma = mask(&oa, &step.op, &self.sides[0], w);
+        let mb = mask(&ob, &step.op, &self.sides[1], w);
         let sent = Sent {
             step: &step,
+            confined: self.sides[1].view == View::Confined,
             packets: [pa, pb],
             handles,
         };
@@ -559,8 +624,9 @@ impl Pair {
     /// contents, symlink targets and modification times (unless "now").
     pub fn compare_trees(&self) -> Result<(), Mismatch> {
         let w = self.window();
-        let ta = tree::snapshot(&self.sides[0].root, w);
-        let tb = tree::snapshot(&self.sides[1].root, w);
+        let [a, b] = &self.sides;
+        let ta = tree::snapshot(&a.root, w, &|t| a.shown(t));
+        let tb = tree::snapshot(&b.root, w, &|t| b.shown(t));
         if ta == tb {
             return Ok(());
         }
@@ -638,11 +704,24 @@ fn mask_attrs(a: &Attrs, w: (u64, u64)) -> Attrs {
     a
 }
 
-/// Replaces the date column of an `ls -l` long name: mode, links, owner, group and
-/// size come first, then the 12-byte date, then the name.
-fn mask_date(longname: &[u8]) -> Vec<u8> {
+/// Replaces a symlink's size where paths are shown relative to the copy: a link made
+/// with an absolute target into the copy holds the copy's real root on OpenSSH's side
+/// and `/` on ours, and its size is that text's length.
+const LINK_SIZE: u64 = u64::MAX - 1;
+
+fn mask_link_size(a: &Attrs, side: &Side) -> Attrs {
+    let mut a = a.clone();
+    let link = a.flags & SSH_FILEXFER_ATTR_PERMISSIONS != 0 && a.permissions & 0o170000 == 0o120000;
+    if side.view != View::Marked && link && a.flags & SSH_FILEXFER_ATTR_SIZE != 0 {
+        a.size = LINK_SIZE;
+    }
+    a
+}
+
+/// Where the `n`th column (from 0) of an `ls -l` long name starts.
+fn column(longname: &[u8], n: usize) -> usize {
     let mut i = 0;
-    for _ in 0..5 {
+    for _ in 0..n {
         while i < longname.len() && longname[i] != b' ' {
             i += 1;
         }
@@ -650,6 +729,27 @@ fn mask_date(longname: &[u8]) -> Vec<u8> {
             i += 1;
         }
     }
+    i
+}
+
+/// Replaces the size column of an `ls -l` long name (after mode, links, owner and
+/// group).
+fn mask_size(longname: &[u8]) -> Vec<u8> {
+    let start = column(longname, 4);
+    let mut end = start;
+    while end < longname.len() && longname[end] != b' ' {
+        end += 1;
+    }
+    let mut out = longname[..start].to_vec();
+    out.extend_from_slice(b"<size>");
+    out.extend_from_slice(&longname[end..]);
+    out
+}
+
+/// Replaces the date column of an `ls -l` long name: mode, links, owner, group and
+/// size come first, then the 12-byte date, then the name.
+fn mask_date(longname: &[u8]) -> Vec<u8> {
+    let i = column(longname, 5);
     if i + 12 > longname.len() {
         return longname.to_vec();
     }
@@ -662,7 +762,7 @@ fn mask_date(longname: &[u8]) -> Vec<u8> {
 /// The statvfs reply's free-block and free-inode counters (bfree, bavail, ffree, favail).
 const STATVFS_FREE_FIELDS: [usize; 4] = [3, 4, 6, 7];
 
-fn mask(o: &Outcome, op: &Op, root: &[u8], w: (u64, u64)) -> Outcome {
+fn mask(o: &Outcome, op: &Op, side: &Side, w: (u64, u64)) -> Outcome {
     let statvfs = matches!(op.base(), Op::Statvfs(_) | Op::Fstatvfs(_));
     let replies = o
         .replies
@@ -674,7 +774,7 @@ fn mask(o: &Outcome, op: &Op, root: &[u8], w: (u64, u64)) -> Outcome {
             },
             Reply::Attrs { id, attrs } => Reply::Attrs {
                 id: *id,
-                attrs: mask_attrs(attrs, w),
+                attrs: mask_link_size(&mask_attrs(attrs, w), side),
             },
             Reply::Name { id, entries } => Reply::Name {
                 id: *id,
@@ -682,12 +782,16 @@ fn mask(o: &Outcome, op: &Op, root: &[u8], w: (u64, u64)) -> Outcome {
                     .iter()
                     .map(|e| {
                         let attrs = mask_attrs(&e.attrs, w);
-                        let mut longname = replace(&e.longname, root, ROOT);
+                        let mut longname = side.shown(&e.longname);
                         if attrs.flags & SSH_FILEXFER_ATTR_ACMODTIME != 0 && attrs.mtime == NOW {
                             longname = mask_date(&longname);
                         }
+                        let attrs = mask_link_size(&attrs, side);
+                        if attrs.size == LINK_SIZE {
+                            longname = mask_size(&longname);
+                        }
                         NameEntry {
-                            name: replace(&e.name, root, ROOT),
+                            name: side.shown(&e.name),
                             longname,
                             attrs,
                         }

@@ -87,8 +87,9 @@ pub struct Step {
 
 /// What one server's copy needs to turn an `Op` into bytes.
 pub trait Resolve {
-    /// The copy's root, replacing `ROOT` in paths.
-    fn root(&self) -> &[u8];
+    /// A path of a request with `ROOT` replaced by the copy's root as this server
+    /// names it.
+    fn path(&self, p: &[u8]) -> Vec<u8>;
     /// The bytes of a symbolic handle for this server.
     fn handle(&self, h: &H) -> Vec<u8>;
 }
@@ -137,7 +138,7 @@ impl Op {
 
     /// The packet type and body (id included) as `r` would send them.
     pub fn encode(&self, id: u32, r: &dyn Resolve) -> (u8, Vec<u8>) {
-        let p = |path: &[u8]| replace(path, ROOT, r.root());
+        let p = |path: &[u8]| r.path(path);
         let enc = |req: Request| (req.packet_type(), req.body(id));
         let ext = |name: &[u8], data: Buf| {
             enc(Request::Extended {

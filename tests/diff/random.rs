@@ -142,8 +142,18 @@ fn pool() -> Vec<Vec<u8>> {
 const READ_ONLY: &[&str] = &["../..", "../../..", "{ROOT}"];
 /// Extra paths for REALPATH and expand-path only.
 const NAMES_ONLY: &[&str] = &["/", "/..", "//", "../../../../../..", "~", "~/f", "~root"];
+/// What a confined run sends instead of a path that names something outside the copy
+/// (or a home directory), which a confined server answers differently by design.
+fn inside_copy(path: &str) -> &str {
+    match path {
+        "../../.." => "../..",
+        p if p.starts_with('~') => ".",
+        p => p,
+    }
+}
 /// Symbolic link targets: relative ones with at most one `..`, and absolute ones into
-/// the copy or nowhere.
+/// the copy or nowhere. "Nowhere" has a missing parent, so that an OPEN with CREAT
+/// through the link cannot create it (OpenSSH's server would, outside the copy).
 const TARGETS: &[&str] = &[
     "f",
     "d",
@@ -157,7 +167,7 @@ const TARGETS: &[&str] = &[
     "{ROOT}/r/w/f",
     "{ROOT}/r/w/d",
     "{ROOT}/r/up-dir",
-    "/nonexistent",
+    "/nonexistent/target",
     "",
     "sp ace",
     "new",
@@ -205,6 +215,9 @@ const PERMS: &[u32] = &[
 /// Generates the requests of one run.
 pub struct Generator {
     rng: Rng,
+    /// Our server runs confined to its copy: nothing leads above the copy, and no
+    /// home directory is asked for (see `inside_copy`).
+    confined: bool,
     pool: Vec<Vec<u8>>,
     next_id: u32,
     /// Steps whose handles were closed, most recent last (a few).
@@ -213,9 +226,10 @@ pub struct Generator {
 }
 
 impl Generator {
-    pub fn new(seed: u64) -> Generator {
+    pub fn new(seed: u64, confined: bool) -> Generator {
         Generator {
             rng: Rng::new(seed),
+            confined,
             pool: pool(),
             next_id: 1,
             closed: Vec::new(),
@@ -227,9 +241,18 @@ impl Generator {
         self.rng.pick(&self.pool).clone()
     }
 
+    /// `path` as this run sends it (see `inside_copy`).
+    fn outside(&self, path: &str) -> Vec<u8> {
+        match self.confined {
+            true => inside_copy(path).as_bytes().to_vec(),
+            false => path.as_bytes().to_vec(),
+        }
+    }
+
     fn read_only_path(&mut self) -> Vec<u8> {
         if self.rng.chance(100) {
-            self.rng.pick(READ_ONLY).as_bytes().to_vec()
+            let path = *self.rng.pick(READ_ONLY);
+            self.outside(path)
         } else {
             self.path()
         }
@@ -375,7 +398,8 @@ impl Generator {
             72..=73 => Op::Rmdir(self.path()),
             74..=76 => {
                 let path = if self.rng.chance(150) {
-                    self.rng.pick(NAMES_ONLY).as_bytes().to_vec()
+                    let path = *self.rng.pick(NAMES_ONLY);
+                    self.outside(path)
                 } else {
                     self.read_only_path()
                 };
@@ -408,7 +432,8 @@ impl Generator {
             93 => Op::Limits,
             94 => {
                 let path = if self.rng.chance(300) {
-                    self.rng.pick(NAMES_ONLY).as_bytes().to_vec()
+                    let path = *self.rng.pick(NAMES_ONLY);
+                    self.outside(path)
                 } else {
                     self.read_only_path()
                 };
@@ -428,7 +453,13 @@ impl Generator {
                 }
             }
             98 => match self.rng.below(3) {
-                0 => Op::HomeDirectory((*self.rng.pick(&["", "root", "daemon"])).into()),
+                0 => {
+                    let user = *self.rng.pick(&["", "root", "daemon"]);
+                    match self.confined {
+                        true => Op::Limits,
+                        false => Op::HomeDirectory(user.into()),
+                    }
+                }
                 1 => {
                     let n = self.rng.below(4) as usize;
                     let uids = (0..n).map(|_| *self.rng.pick(IDS)).collect();
@@ -469,15 +500,25 @@ impl Generator {
 /// the history at the first difference that is not allowed. With `keep_going`, it
 /// notes each difference, makes our copy OpenSSH's again, restarts both sessions and
 /// goes on, and returns every difference found.
-pub fn run_seed(seed: u64, requests: usize, keep_going: bool) -> Vec<String> {
-    let mut pair = Pair::new(&format!("random-{seed}"), fixture::standard)
+pub fn run_seed(seed: u64, requests: usize, keep_going: bool, confined: bool) -> Vec<String> {
+    let mut pair = Pair::with(&format!("random-{seed}"), fixture::standard, confined)
         .unwrap_or_else(|m| panic!("seed {seed}: {}", m.what));
-    let mut generator = Generator::new(seed);
+    let mut generator = Generator::new(seed, confined);
     let title = |pair: &Pair| {
         format!(
-            "random sequence, seed {seed}\nreplay: SFTP_DIFF_SEED={seed} SFTP_DIFF_REQUESTS={} \
+            "random sequence, seed {seed}{}\nreplay: SFTP_DIFF_SEED={seed} SFTP_DIFF_REQUESTS={}{} \
              cargo test --release --test tests diff_random_replay -- --nocapture",
-            pair.steps()
+            if confined {
+                ", ours confined with --root"
+            } else {
+                ""
+            },
+            pair.steps(),
+            if confined {
+                " SFTP_DIFF_CONFINED=1"
+            } else {
+                ""
+            },
         )
     };
     let mut found = Vec::new();
@@ -515,28 +556,51 @@ fn env_u64(name: &str) -> Option<u64> {
 #[test]
 fn diff_random_seeds_1_to_3() {
     for seed in 1..=3 {
-        assert!(run_seed(seed, REQUESTS_PER_SEED, false).is_empty());
+        assert!(run_seed(seed, REQUESTS_PER_SEED, false, false).is_empty());
     }
 }
 
 #[test]
 fn diff_random_seeds_4_to_6() {
     for seed in 4..=6 {
-        assert!(run_seed(seed, REQUESTS_PER_SEED, false).is_empty());
+        assert!(run_seed(seed, REQUESTS_PER_SEED, false, false).is_empty());
     }
 }
 
 #[test]
 fn diff_random_seeds_7_to_9() {
     for seed in 7..=9 {
-        assert!(run_seed(seed, REQUESTS_PER_SEED, false).is_empty());
+        assert!(run_seed(seed, REQUESTS_PER_SEED, false, false).is_empty());
     }
 }
 
 #[test]
 fn diff_random_seeds_10_to_12() {
     for seed in 10..=12 {
-        assert!(run_seed(seed, REQUESTS_PER_SEED, false).is_empty());
+        assert!(run_seed(seed, REQUESTS_PER_SEED, false, false).is_empty());
+    }
+}
+
+/// The same random sequences with our server confined to its copy (`--root`), paths
+/// shown relative to the copy on both sides.
+#[test]
+fn diff_random_confined_seeds_1_to_3() {
+    // OpenSSH's server has no --root to compare with itself.
+    if crate::support::testing_openssh() {
+        return;
+    }
+    for seed in 1..=3 {
+        assert!(run_seed(seed, REQUESTS_PER_SEED, false, true).is_empty());
+    }
+}
+
+#[test]
+fn diff_random_confined_seeds_4_to_6() {
+    if crate::support::testing_openssh() {
+        return;
+    }
+    for seed in 4..=6 {
+        assert!(run_seed(seed, REQUESTS_PER_SEED, false, true).is_empty());
     }
 }
 
@@ -552,9 +616,10 @@ fn diff_random_replay() {
     let requests = env_u64("SFTP_DIFF_REQUESTS").unwrap_or(REQUESTS_PER_SEED as u64);
     let seeds = env_u64("SFTP_DIFF_SEEDS").unwrap_or(1);
     let keep_going = env_u64("SFTP_DIFF_KEEP_GOING").unwrap_or(0) != 0;
+    let confined = env_u64("SFTP_DIFF_CONFINED").unwrap_or(0) != 0;
     let mut found = Vec::new();
     for seed in first..first + seeds {
-        let f = run_seed(seed, requests as usize, keep_going);
+        let f = run_seed(seed, requests as usize, keep_going, confined);
         eprintln!("seed {seed}: {requests} requests, {} differences", f.len());
         found.extend(f);
     }

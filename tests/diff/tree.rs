@@ -2,7 +2,7 @@
 //! fixture has paths longer than PATH_MAX, which path-based tools cannot reach).
 
 use super::harness::in_window;
-use super::ops::{ROOT, replace};
+use super::ops::replace;
 use nix::dir::Dir;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat, readlinkat};
 use nix::sys::stat::{
@@ -28,7 +28,7 @@ pub struct Node {
     size: i64,
     /// None when "now".
     mtime: Option<i64>,
-    /// A regular file's bytes or a symlink's target (copy root replaced).
+    /// A regular file's bytes or a symlink's target (as its side shows it).
     content: Vec<u8>,
 }
 
@@ -86,9 +86,12 @@ pub fn visit(mut dir: Dir, rel: Vec<u8>, f: &mut Visitor) {
 
 /// Every file under `root` by its path relative to `root`, `root` itself as ".";
 /// modification times in the window `w` are "now".
-pub fn snapshot(root: &Path, w: (u64, u64)) -> BTreeMap<Vec<u8>, Node> {
+pub fn snapshot(
+    root: &Path,
+    w: (u64, u64),
+    shown: &dyn Fn(&[u8]) -> Vec<u8>,
+) -> BTreeMap<Vec<u8>, Node> {
     let mut out = BTreeMap::new();
-    let root_bytes = root.as_os_str().as_bytes();
     let dir = open_dir(root);
     let st = fstat(&dir).expect("fstat root");
     out.insert(b".".to_vec(), node(&st, Vec::new(), w));
@@ -110,7 +113,7 @@ pub fn snapshot(root: &Path, w: (u64, u64)) -> BTreeMap<Vec<u8>, Node> {
             }
             SFlag::S_IFLNK => {
                 let target = readlinkat(dir.as_fd(), name).expect("readlink");
-                replace(target.as_bytes(), root_bytes, ROOT)
+                shown(target.as_bytes())
             }
             _ => Vec::new(),
         };
@@ -138,7 +141,12 @@ fn node(st: &FileStat, content: Vec<u8>, w: (u64, u64)) -> Node {
         uid: st.st_uid,
         gid: st.st_gid,
         nlink: st.st_nlink,
-        size: st.st_size,
+        // A symlink's size is its target's length, as shown (a copy's root may be
+        // shown shorter than it is).
+        size: match kind {
+            'l' => content.len() as i64,
+            _ => st.st_size,
+        },
         mtime: (!now).then_some(mtime),
         content,
     }

@@ -56,6 +56,11 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // SFTP_TEST_KEEP=1 keeps scratch directories, to look at what a test left.
+        if std::env::var_os("SFTP_TEST_KEEP").is_some_and(|v| v != "0") {
+            eprintln!("kept {}", self.path.display());
+            return;
+        }
         // Tests may leave read-only directories behind; make everything writable first.
         let _ = Command::new("chmod")
             .arg("-R")
