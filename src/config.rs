@@ -52,7 +52,7 @@ impl Default for Config {
             read_only: false,
             denied: None,
             allowed: None,
-            max_handles: default_max_handles(),
+            max_handles: default_max_handles(false),
         }
     }
 }
@@ -85,15 +85,19 @@ impl Config {
 }
 
 /// File descriptors kept out of the handle budget: stdin, stdout, stderr, syslog,
-/// and a few for operations that open a file for a moment (setstat's truncate, a
-/// copy, a directory listing being opened).
+/// the READ pipe's two ends, and a few for operations that open a file for a moment
+/// (setstat's truncate, a copy, a directory listing being opened).
 const RESERVED_FDS: u64 = 8;
+/// More kept out with `--root`: the root, the kept parent directory, and the
+/// descriptors a confined request resolves its paths with.
+const RESERVED_CONFINED_FDS: u64 = 4;
 
 /// The handle cap: the soft RLIMIT_NOFILE less the reserved descriptors.
-pub fn default_max_handles() -> usize {
+pub fn default_max_handles(confined: bool) -> usize {
     use nix::sys::resource::{Resource, getrlimit};
     let soft = getrlimit(Resource::RLIMIT_NOFILE)
         .map(|(soft, _)| soft)
         .unwrap_or(1024);
-    soft.saturating_sub(RESERVED_FDS).clamp(1, 1 << 20) as usize
+    let reserved = RESERVED_FDS + if confined { RESERVED_CONFINED_FDS } else { 0 };
+    soft.saturating_sub(reserved).clamp(1, 1 << 20) as usize
 }

@@ -143,7 +143,11 @@ fn serve(opts: Options) -> i32 {
     if opts.sandboxed() {
         sandbox::apply(paths.root_fd(), opts.config.read_only);
     }
-    let mut session = Session::new(opts.config);
+    let mut config = opts.config;
+    if paths.root_fd().is_some() {
+        config.max_handles = sftp_server::config::default_max_handles(true);
+    }
+    let mut session = Session::new(config);
     session.paths = paths;
     let peer = Peer {
         client: &client,

@@ -67,8 +67,8 @@ pub static ALLOWED: &[Allowed] = &[
     },
     Allowed {
         name: "limits-open-handles",
-        description: "limits@openssh.com max-open-handles: ours RLIMIT_NOFILE soft - 8, \
-                      OpenSSH's soft - 5 (the other three limits compared)",
+        description: "limits@openssh.com max-open-handles: ours RLIMIT_NOFILE soft - 8 \
+                      (- 12 confined), OpenSSH's soft - 5 (the other three limits compared)",
         applies: limits_open_handles,
         ends_sessions: false,
         resync: false,
@@ -287,7 +287,7 @@ fn readdir_batches(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
         && listing(openssh) == listing(ours)
 }
 
-fn limits_open_handles(_: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
+fn limits_open_handles(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
     // Recognised by the reply's shape: the request may name the extension with a
     // C string's trailing NUL, which both servers accept.
     let fields = |o: &Outcome| match (&o.replies[..], &o.end) {
@@ -306,7 +306,8 @@ fn limits_open_handles(_: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .expect("getrlimit")
         .0;
-    ia == ib && a[..3] == b[..3] && a[3] == soft - 5 && b[3] == soft - 8
+    let reserved = if s.confined { 12 } else { 8 };
+    ia == ib && a[..3] == b[..3] && a[3] == soft - 5 && b[3] == soft - reserved
 }
 
 /// Request types OpenSSH's server handles (INIT included: it answers a second one).

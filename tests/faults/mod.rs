@@ -145,7 +145,12 @@ fn set_inode_flags(path: &Path, flags: nix::libc::c_int) {
 /// set in the child before it runs, and stderr discarded. With `nonblocking`, its
 /// stdin and stdout (one open socket) are in non-blocking mode, as a parent may leave
 /// them.
-fn spawn_server(cwd: &Path, limits: &[(Resource, u64)], nonblocking: bool) -> Server {
+fn spawn_server(
+    cwd: &Path,
+    args: &[&str],
+    limits: &[(Resource, u64)],
+    nonblocking: bool,
+) -> Server {
     let (ours, theirs) = UnixStream::pair().expect("socketpair");
     if nonblocking {
         theirs.set_nonblocking(true).expect("O_NONBLOCK");
@@ -153,6 +158,7 @@ fn spawn_server(cwd: &Path, limits: &[(Resource, u64)], nonblocking: bool) -> Se
     let stdin = theirs.try_clone().expect("dup socket");
     let mut cmd = Command::new(server_bin());
     cmd.current_dir(cwd)
+        .args(args)
         .stdin(Stdio::from(OwnedFd::from(stdin)))
         .stdout(Stdio::from(OwnedFd::from(theirs)))
         .stderr(Stdio::null())
@@ -215,7 +221,16 @@ impl Sftp {
     }
 
     fn start_with(cwd: &Path, limits: &[(Resource, u64)], nonblocking: bool) -> Sftp {
-        let server = spawn_server(cwd, limits, nonblocking);
+        Sftp::start_args(cwd, &[], limits, nonblocking)
+    }
+
+    fn start_args(
+        cwd: &Path,
+        args: &[&str],
+        limits: &[(Resource, u64)],
+        nonblocking: bool,
+    ) -> Sftp {
+        let server = spawn_server(cwd, args, limits, nonblocking);
         Sftp {
             s: Session::init(server),
         }
@@ -1005,6 +1020,75 @@ fn fault_handle_cap_with_low_nofile() {
     s.close(&again);
     let d = s.handle(Request::Opendir { path: b"d" });
     s.close(&d);
+    for h in &handles {
+        s.close(h);
+    }
+    s.finish();
+}
+
+/// Confined, path requests need descriptors of their own (the root, a parent
+/// directory, an O_PATH descriptor): at the handle cap they all still work.
+#[test]
+fn fault_handle_cap_leaves_room_for_confined_requests() {
+    if testing_openssh() {
+        return;
+    }
+    let dir = Scratch::new("fault-nofile-root");
+    let root = dir.path().canonicalize().unwrap();
+    fs::create_dir(root.join("d")).unwrap();
+    fs::write(root.join("d/x"), vec![7u8; 100_000]).unwrap();
+    std::os::unix::fs::symlink("/d/x", root.join("link")).unwrap();
+    let nofile = 64;
+    let root_arg = root.to_str().unwrap();
+    let mut s = Sftp::start_args(
+        &root,
+        &["--root", root_arg],
+        &[(Resource::RLIMIT_NOFILE, nofile)],
+        false,
+    );
+    let mut handles = Vec::new();
+    loop {
+        match s.call(Request::Open {
+            path: b"/d/x",
+            pflags: SSH_FXF_READ,
+            attrs: Attrs::none(),
+        }) {
+            Reply::Handle { handle, .. } => handles.push(handle),
+            r => {
+                assert_os_failure(&r, "Too many open files");
+                break;
+            }
+        }
+    }
+    // Four more descriptors than unconfined are kept in reserve.
+    assert_eq!(handles.len(), nofile as usize - 12);
+    // At the cap: every kind of path resolution, a spliced READ, a truncation.
+    assert_eq!(s.attrs(Request::Stat { path: b"/link" }).size, 100_000);
+    assert_eq!(s.attrs(Request::Lstat { path: b"/d/x" }).size, 100_000);
+    assert_eq!(s.attrs(Request::Stat { path: b"d/x" }).size, 100_000);
+    assert_eq!(s.read(&handles[0], 0, 65536).len(), 65536);
+    s.ok(Request::Mkdir {
+        path: b"/d/sub",
+        attrs: Attrs::none(),
+    });
+    s.ok(Request::Rename {
+        old: b"/d/sub",
+        new: b"/sub",
+    });
+    s.ok(Request::Setstat {
+        path: b"/link",
+        attrs: Attrs::none().with_size(10),
+    });
+    assert_eq!(s.attrs(Request::Stat { path: b"/d/x" }).size, 10);
+    let names = s.names(Request::Realpath {
+        path: b"/sub/../d/./x",
+    });
+    assert_eq!(names[0].name, b"/d/x");
+    match s.ext("statvfs@openssh.com", &Buf::new().str(b"/d").into_vec()) {
+        Reply::ExtendedReply { .. } => {}
+        r => panic!("statvfs at the handle cap: {r:?}"),
+    }
+    s.ok(Request::Rmdir { path: b"/sub" });
     for h in &handles {
         s.close(h);
     }
