@@ -362,17 +362,24 @@ impl Paths {
             // root when the directory is the root).
             root.strayed.set(true);
             let dir = root.open(&full, dir_flags, Mode::empty())?;
-            (Rc::new(dir), b".".to_vec())
+            (Rc::new(dir), Cow::Borrowed(&b"."[..]))
         } else {
             let parent: &[u8] = match slash {
                 Some(0) | None => b"/",
                 Some(i) => &trimmed[..i],
             };
-            (root.parent(parent)?, name.to_vec())
+            let dir = root.parent(parent)?;
+            // The name borrows the client's own bytes where the path was absolute.
+            let at = end - name.len();
+            let name = match &full {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[at..end]),
+                Cow::Owned(v) => Cow::Owned(v[at..end].to_vec()),
+            };
+            (dir, name)
         };
         Ok(Target {
             dir: Some(dir),
-            path: Cow::Owned(name),
+            path: name,
             kind: Kind::Name,
         })
     }
