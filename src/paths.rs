@@ -23,6 +23,11 @@
 //! Nothing that reaches a system call can then name a file outside DIR, whatever
 //! symlinks another process swaps in meanwhile: each step either goes through
 //! openat2's scoped resolution or refuses to follow a final symlink.
+//!
+//! The last parent directory resolved is kept for the requests the server read in
+//! one go, so that a run of requests on names in one directory resolves it once (see
+//! [`Paths::forget`] and [`Paths::changed`] for when it is dropped). STAT takes the
+//! same way: the lstat of the final name in its parent, unless that name is a symlink.
 
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};

@@ -1,4 +1,4 @@
-//! Who is on the other end of the session, for the "session opened ... from [ADDR]"
+//! Who is on the other end of the session, for the "session opened ... from \[ADDR\]"
 //! line: SSH_CONNECTION as OpenSSH reads it; without it (ncat, socat, inetd, systemd
 //! sockets) the peer of standard input, or ncat's NCAT_REMOTE_ADDR.
 
