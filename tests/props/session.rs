@@ -58,11 +58,14 @@ pub fn confine(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
     let mut at = 0;
     for f in fields {
-        // A path is a string: its bytes follow its u32 length in the body.
+        // A path is a string: its bytes follow its u32 length in the body. The
+        // decoder drops one trailing NUL from a path, so the string on the wire may
+        // be a byte longer than the path.
         let start = f.as_ptr() as usize - body.as_ptr() as usize;
+        let wire_len = u32::from_be_bytes(body[start - 4..start].try_into().unwrap()) as usize;
         out.extend_from_slice(&body[at..start - 4]);
         put_str(&mut out, &confine_path(f));
-        at = start + f.len();
+        at = start + wire_len;
     }
     out.extend_from_slice(&body[at..]);
     let again = wire::decode(&out).expect("a confined packet decodes");
