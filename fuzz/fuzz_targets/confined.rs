@@ -149,29 +149,6 @@ fn remove_stale(parent: &Path) {
     }
 }
 
-/// Removes `path` and everything under it, making directories writable first if it
-/// has to.
-fn remove_tree(path: &Path) {
-    if std::fs::remove_dir_all(path).is_ok() || std::fs::symlink_metadata(path).is_err() {
-        return;
-    }
-    fn open_up(p: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = std::fs::symlink_metadata(p)
-            && m.is_dir()
-        {
-            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-                open_up(&e.path());
-            }
-        }
-    }
-    open_up(path);
-    if let Err(e) = std::fs::remove_dir_all(path) {
-        panic!("remove {}: {e}", path.display());
-    }
-}
-
 /// One file under `outside/` as the check compares it.
 #[derive(Debug, PartialEq, Eq)]
 struct Node {

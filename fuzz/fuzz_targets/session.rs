@@ -28,7 +28,6 @@ use libfuzzer_sys::fuzz_target;
 use sftp_server::output::Out;
 use sftp_server::server::{Flow, Session};
 use sftp_server::wire::Request;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -103,26 +102,6 @@ extern "C" fn remove_base() {
         leave_session_dir();
         remove_tree(base);
     }
-}
-
-/// Removes `path` and everything under it, making directories writable first if it
-/// has to (a session may chmod them; root needs no such help).
-fn remove_tree(path: &Path) {
-    if std::fs::remove_dir_all(path).is_ok() || std::fs::symlink_metadata(path).is_err() {
-        return;
-    }
-    fn open_up(p: &Path) {
-        if let Ok(m) = std::fs::symlink_metadata(p)
-            && m.is_dir()
-        {
-            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-                open_up(&e.path());
-            }
-        }
-    }
-    open_up(path);
-    std::fs::remove_dir_all(path).expect("remove the session directory");
 }
 
 /// A fresh session directory (made anew, see `populate`) as the working directory.
