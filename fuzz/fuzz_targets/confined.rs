@@ -43,44 +43,17 @@ mod packets;
 mod session;
 use packets::*;
 use session::*;
-
-/// RLIMIT_FSIZE for the fuzzing process: the largest file a session can make.
-const MAX_FILE: u64 = 1 << 20;
+#[path = "scratch.rs"]
+mod scratch;
 
 static BASE: OnceLock<PathBuf> = OnceLock::new();
-/// The working directory libFuzzer started in, restored after every input.
-static HOME: OnceLock<PathBuf> = OnceLock::new();
 
-/// This process's scratch directory, made (the limits set, Landlock applied) on
-/// first use. On a tmpfs when there is one: the tree is made anew for every input.
+/// This process's scratch directory (see `scratch`), made and Landlock applied on
+/// first use.
 fn base() -> &'static Path {
     BASE.get_or_init(|| {
-        let home = std::env::current_dir().expect("the working directory");
-        HOME.set(home.clone()).unwrap();
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            leave();
-            hook(info)
-        }));
-        let parent = std::env::var_os("SFTP_FUZZ_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/dev/shm"));
-        remove_stale(&parent);
-        let base = parent.join(format!("sftp-server-fuzz-confined-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir(&base).expect("create the scratch directory");
-        let limit = libc::rlimit {
-            rlim_cur: MAX_FILE,
-            rlim_max: MAX_FILE,
-        };
-        // SAFETY: plain libc calls with valid arguments; `remove_base` is a valid
-        // `extern "C" fn()`.
-        unsafe {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-            libc::atexit(remove_base);
-        }
-        lock_down(&base, &home);
+        let base = scratch::make("confined", remove_base);
+        lock_down(&base, scratch::home());
         base
     })
 }
@@ -111,40 +84,13 @@ fn lock_down(base: &Path, home: &Path) {
     );
 }
 
-fn leave() {
-    if let Some(home) = HOME.get() {
-        let _ = std::env::set_current_dir(home);
-    }
-}
-
 /// At exit: everything beneath the scratch directory. The directory itself stays,
 /// empty (Landlock allows no removal beside it); the next run removes it.
 extern "C" fn remove_base() {
     if let Some(base) = BASE.get() {
-        leave();
+        scratch::leave();
         for name in ["root", "outside"] {
             remove_tree(&base.join(name));
-        }
-    }
-}
-
-/// Scratch directories of earlier runs whose process is gone.
-fn remove_stale(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("sftp-server-fuzz-confined-"))
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only asks whether the process exists.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            remove_tree(&e.path());
         }
     }
 }
@@ -274,5 +220,5 @@ fuzz_target!(|data: &[u8]| {
         ["outside", "root"],
         "something appeared beside the root"
     );
-    leave();
+    scratch::leave();
 });

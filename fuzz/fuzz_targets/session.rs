@@ -37,69 +37,19 @@ mod packets;
 mod session;
 use packets::*;
 use session::*;
-
-/// RLIMIT_FSIZE for the fuzzing process: the largest file a session can make.
-const MAX_FILE: u64 = 1 << 20;
+#[path = "scratch.rs"]
+mod scratch;
 
 static BASE: OnceLock<PathBuf> = OnceLock::new();
-/// The working directory libFuzzer started in, restored after every input: it
-/// reads corpus files by the paths it was given, relative ones too.
-static HOME: OnceLock<PathBuf> = OnceLock::new();
 
-/// Where the scratch directory goes: `SFTP_FUZZ_DIR`, else /dev/shm (a tmpfs: on a
-/// disk, making and removing the directory for every input dominates the run time),
-/// else the temp dir.
-fn scratch_parent() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SFTP_FUZZ_DIR") {
-        return dir.into();
-    }
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-/// This process's scratch directory, made (and the limits set) on first use.
+/// This process's scratch directory (see `scratch`), made on first use.
 fn base() -> &'static Path {
-    BASE.get_or_init(|| {
-        HOME.set(std::env::current_dir().expect("the working directory"))
-            .unwrap();
-        // A failed check aborts the process from libFuzzer's panic hook: go back to
-        // where relative paths (a relative -artifact_prefix) were meant first.
-        let libfuzzer_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            leave_session_dir();
-            libfuzzer_hook(info)
-        }));
-        let base = scratch_parent().join(format!("sftp-server-fuzz-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir(&base).expect("create the scratch directory");
-        let limit = libc::rlimit {
-            rlim_cur: MAX_FILE,
-            rlim_max: MAX_FILE,
-        };
-        // SAFETY: plain libc calls with valid arguments; `remove_base` is a valid
-        // `extern "C" fn()`.
-        unsafe {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-            libc::atexit(remove_base);
-        }
-        base
-    })
-}
-
-fn leave_session_dir() {
-    if let Some(home) = HOME.get() {
-        let _ = std::env::set_current_dir(home);
-    }
+    BASE.get_or_init(|| scratch::make("session", remove_base))
 }
 
 extern "C" fn remove_base() {
     if let Some(base) = BASE.get() {
-        leave_session_dir();
+        scratch::leave();
         remove_tree(base);
     }
 }
@@ -140,5 +90,5 @@ fuzz_target!(|data: &[u8]| {
         out.clear();
     }
     session.close_all();
-    leave_session_dir();
+    scratch::leave();
 });
