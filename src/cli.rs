@@ -78,7 +78,13 @@ const OPTSTRING: &[u8] = b"cd:ef:hl:P:p:Q:Ru:";
 const LONG_WITH_VALUE: &[&str] = &["root"];
 /// Every long option, as `--name` takes it: the manual page test checks each is
 /// documented.
-pub const LONG_OPTIONS: &[&str] = &["no-sandbox", "root", "sandbox", "version"];
+pub const LONG_OPTIONS: &[&str] = &[
+    "no-sandbox",
+    "root",
+    "sandbox",
+    "version",
+    "zero-copy-reads",
+];
 
 fn command() -> Command {
     // As getopt: a value may start with '-', and a repeated option's last value wins.
@@ -129,6 +135,11 @@ fn command() -> Command {
                 .long("no-sandbox")
                 .action(ArgAction::SetTrue)
                 .overrides_with("sandbox"),
+        )
+        .arg(
+            Arg::new("zero_copy_reads")
+                .long("zero-copy-reads")
+                .action(ArgAction::SetTrue),
         )
 }
 
@@ -294,6 +305,7 @@ where
         read_only: m.get_flag("read_only"),
         denied: last("denied").map(|l| OpSet::from_list(&l)),
         allowed: last("allowed").map(|l| OpSet::from_list(&l)),
+        zero_copy_reads: m.get_flag("zero_copy_reads"),
         ..Config::default()
     };
     let root = m

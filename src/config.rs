@@ -44,6 +44,8 @@ pub struct Config {
     pub allowed: Option<OpSet>,
     /// Open handles allowed at once (below RLIMIT_NOFILE).
     pub max_handles: usize,
+    /// `--zero-copy-reads`: large READ replies spliced from the page cache.
+    pub zero_copy_reads: bool,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             denied: None,
             allowed: None,
             max_handles: default_max_handles(false),
+            zero_copy_reads: false,
         }
     }
 }

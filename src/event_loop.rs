@@ -4,8 +4,9 @@
 //! would block.
 
 use crate::logit;
-use crate::output::Out;
+use crate::output::{Out, Pipe};
 use crate::server::{Flow, Session};
+use crate::transport::Transport;
 use crate::wire::{MAX_FRAME, MAX_READ};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -35,7 +36,13 @@ pub fn run(
     let mut buf = vec![0u8; INPUT_SIZE];
     let mut start = 0;
     let mut end = 0;
-    let mut out = Out::new(output, FLUSH_AT + MAX_FRAME);
+    // The pipe for zero-copy READ exists only where it was asked for and can work.
+    let pipe = match session.config.zero_copy_reads {
+        true => Pipe::for_socket(output),
+        false => None,
+    };
+    let mut out = Out::new(FLUSH_AT + MAX_FRAME, pipe);
+    let mut transport = Transport::new(output);
     loop {
         // Keep the unprocessed tail at the front so a whole frame always fits.
         if start == end {
@@ -71,25 +78,26 @@ pub fn run(
                     peer.client,
                     peer.user
                 );
-                let _ = flush(&mut out);
+                let _ = flush(&mut transport, &mut out);
                 return 11;
             }
             if end - start < 4 + len {
                 break;
             }
-            let flow = session.handle_packet(&buf[start + 4..start + 4 + len], &mut out);
+            let packet = &buf[start + 4..start + 4 + len];
+            let flow = session.handle_packet(packet, &mut out, Some(&mut transport));
             start += 4 + len;
             if let Flow::Exit(code) = flow {
-                let _ = flush(&mut out);
+                let _ = flush(&mut transport, &mut out);
                 return code;
             }
             // Flush before the next READ could find the buffer or the pipe full.
             let pipe_full = out.pipe_full(MAX_READ as usize);
-            if (out.len() >= FLUSH_AT || pipe_full) && flush(&mut out).is_err() {
+            if (out.len() >= FLUSH_AT || pipe_full) && flush(&mut transport, &mut out).is_err() {
                 return 1;
             }
         }
-        if flush(&mut out).is_err() {
+        if flush(&mut transport, &mut out).is_err() {
             return 1;
         }
     }
@@ -106,8 +114,8 @@ fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 }
 
 /// Writes every pending reply.
-fn flush(out: &mut Out) -> Result<(), Errno> {
-    out.flush().inspect_err(|e| {
+fn flush(transport: &mut Transport, out: &mut Out) -> Result<(), Errno> {
+    transport.send(out).inspect_err(|e| {
         logit!(Error, "write: {}", crate::status::strerror(*e));
     })
 }

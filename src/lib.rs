@@ -23,4 +23,5 @@ pub mod sandbox;
 pub mod server;
 pub mod status;
 pub mod trace;
+pub mod transport;
 pub mod wire;

@@ -141,7 +141,16 @@ fn serve(opts: Options) -> i32 {
         let _ = nix::unistd::fchdir(root);
     }
     if opts.sandboxed() {
-        sandbox::apply(paths.root_fd(), opts.config.read_only);
+        let report = sandbox::apply(paths.root_fd(), opts.config.read_only);
+        // Asked for by name, a sandbox that is not all there is no sandbox to serve in.
+        if opts.sandbox == Some(true) && !report.complete() {
+            logit!(
+                Fatal,
+                "sandbox: --sandbox was given and could not be applied in full; not serving"
+            );
+            closed(&client);
+            return 255;
+        }
     }
     let mut config = opts.config;
     if paths.root_fd().is_some() {
@@ -187,7 +196,7 @@ fn open_root(dir: &std::ffi::OsStr) -> Result<Paths, String> {
     let (paths, openat2) = Paths::confined(fd, real);
     if !openat2 {
         logit!(
-            Info,
+            Error,
             "openat2 is not available: paths are resolved one component at a time"
         );
     }

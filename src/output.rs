@@ -1,29 +1,24 @@
-//! The way out to the client: replies are encoded into one buffer (lengths written as
-//! placeholders and patched when the body is complete, so nothing is built twice) and
-//! written out in one call per batch. Where standard output is a Unix socket, READ
-//! data goes from the file to the socket through a pipe, never through this process.
+//! The replies: encoded into one buffer (lengths written as placeholders and patched
+//! when the body is complete, so nothing is built twice) until the transport
+//! ([`crate::transport`]) sends them. With `--zero-copy-reads`, READ data may instead
+//! be parked in a pipe, to go from the file to the client without passing through
+//! this process.
 
 use crate::wire::*;
 use bytes::BufMut;
 use nix::errno::Errno;
 use nix::fcntl::{SpliceFFlags, splice};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-/// Replies waiting to be written to the client: bytes, and file data parked in a
-/// pipe (READ replies sent without copying the data through this process).
+/// Replies waiting to be sent: bytes, and file data parked in a pipe.
 #[derive(Debug, Default)]
 pub struct Out {
-    /// Where replies go (standard output); none for an in-process session.
-    to: Option<BorrowedFd<'static>>,
     buf: Vec<u8>,
     /// Where pipe data goes: after `buf[..at]` come `len` bytes from the pipe.
     spliced: Vec<(usize, usize)>,
     pipe: Option<Pipe>,
     /// Pipe slots (pages) in use.
     in_pipe: usize,
-    /// File data went through the pipe since the client last had everything.
-    unsettled: bool,
 }
 
 /// A pipe that holds READ data between the file and the client.
@@ -31,7 +26,9 @@ pub struct Out {
 pub struct Pipe {
     pub read: OwnedFd,
     pub write: OwnedFd,
+    /// Bytes it holds, in slots of `page` bytes (the system's page size).
     pub capacity: usize,
+    pub page: usize,
 }
 
 /// One piece of the pending output, in order.
@@ -50,13 +47,12 @@ pub struct NameList {
 }
 
 impl Out {
-    /// Replies for `to`, with room for `capacity` bytes before a flush. Where `to` is a
-    /// Unix stream socket, READ data will go through a pipe.
-    pub fn new(to: BorrowedFd<'static>, capacity: usize) -> Out {
+    /// Room for `capacity` bytes of replies before a flush; READ data is spliced
+    /// through `pipe` when there is one.
+    pub fn new(capacity: usize, pipe: Option<Pipe>) -> Out {
         Out {
-            to: Some(to),
             buf: Vec::with_capacity(capacity),
-            pipe: Pipe::for_socket(to),
+            pipe,
             ..Out::default()
         }
     }
@@ -65,11 +61,16 @@ impl Out {
         self.pipe.as_ref()
     }
 
+    /// Whether file data waits in the pipe.
+    pub fn has_spliced(&self) -> bool {
+        !self.spliced.is_empty()
+    }
+
     /// Whether the pipe could not take another READ of `max` bytes.
     pub fn pipe_full(&self, max: usize) -> bool {
         self.pipe
             .as_ref()
-            .is_some_and(|p| self.in_pipe + pages(0, max) + 1 > p.capacity / PAGE)
+            .is_some_and(|p| self.in_pipe + pages(p.page, 0, max) + 1 > p.capacity / p.page)
     }
 
     /// The pending output, in order.
@@ -87,67 +88,69 @@ impl Out {
             )))
     }
 
-    /// Forgets all pending output (an in-process caller has taken it from
-    /// [`Out::as_bytes`]).
+    /// Forgets all pending output (it has been sent, or an in-process caller has
+    /// taken it from [`Out::as_bytes`]).
     pub fn clear(&mut self) {
         self.buf.clear();
         self.spliced.clear();
         self.in_pipe = 0;
     }
 
-    /// Sends every pending reply to the client.
-    pub fn flush(&mut self) -> Result<(), Errno> {
-        let Some(to) = self.to else {
-            return Ok(());
-        };
-        let mut result = Ok(());
-        for piece in self.pieces() {
-            result = match piece {
-                Piece::Bytes(b) => write_all(to, b),
-                Piece::Pipe(n) => match &self.pipe {
-                    Some(p) => splice_all(p.read.as_fd(), to, n),
-                    None => Err(Errno::EINVAL),
-                },
-            };
-            if result.is_err() {
-                break;
+    /// A DATA reply of at most `max` bytes of `fd` from `offset`: what one pread(2)
+    /// returns, or read(2) where the file cannot seek (a FIFO, a terminal). Ok(0) at
+    /// end of file; then, and on error, nothing is left in the output.
+    pub fn data(
+        &mut self,
+        id: u32,
+        fd: BorrowedFd<'_>,
+        offset: i64,
+        max: usize,
+    ) -> Result<usize, Errno> {
+        let start = self.begin(SSH_FXP_DATA, id);
+        self.buf.put_u32(0);
+        match self.read_into(fd, offset, max) {
+            Ok(n) if n > 0 => {
+                patch_data_len(&mut self.buf, start, 0);
+                Ok(n)
+            }
+            other => {
+                self.buf.truncate(start);
+                other
             }
         }
-        if !self.spliced.is_empty() {
-            self.unsettled = true;
-        }
-        self.clear();
-        result
     }
 
-    /// Makes sure the client has read every byte sent so far. Data that went through
-    /// the pipe sits in the socket as references to the file's pages: a write to the
-    /// file must wait until the client has it, or the client would see the write in a
-    /// READ reply that came before it. Waits at most a few seconds (a client that
-    /// stops reading altogether cannot hold the session forever).
-    pub fn settle(&mut self) -> Result<(), Errno> {
-        if !self.unsettled {
-            return Ok(());
-        }
-        self.flush()?;
-        let Some(to) = self.to else {
-            return Ok(());
+    /// Appends at most `max` bytes of `fd` from `offset` to the buffer (one pread(2),
+    /// or read(2) where the file cannot seek); how many it appended.
+    fn read_into(&mut self, fd: BorrowedFd<'_>, offset: i64, max: usize) -> Result<usize, Errno> {
+        self.buf.reserve(max);
+        let spare = &mut self.buf.spare_capacity_mut()[..max];
+        let raw = fd.as_raw_fd();
+        // SAFETY: pread and read write at most `spare.len()` bytes into `spare`, valid
+        // writable memory that nothing else refers to; they never read from it.
+        let r = unsafe { nix::libc::pread(raw, spare.as_mut_ptr().cast(), spare.len(), offset) };
+        let r = match Errno::result(r) {
+            // SAFETY: as above.
+            Err(Errno::ESPIPE) => unsafe {
+                Errno::result(nix::libc::read(raw, spare.as_mut_ptr().cast(), spare.len()))
+            },
+            r => r,
         };
-        let start = std::time::Instant::now();
-        while unsent(to)? > 0 {
-            if start.elapsed() > SETTLE_LIMIT {
-                crate::logit!(Debug1, "settle: client has not read its READ data");
-                return Ok(());
-            }
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-        self.unsettled = false;
-        Ok(())
+        let n = (r? as usize).min(max);
+        // SAFETY: the kernel initialised the first `n` bytes of the spare capacity (the
+        // count it returned, at most `max`, which is within the spare capacity).
+        unsafe { self.buf.set_len(self.buf.len() + n) };
+        Ok(n)
     }
 
-    /// A DATA reply whose data `splice(2)` moves from `fd` at `offset` into the pipe,
-    /// at most `max` bytes. Ok(0) at end of file (nothing is left in the output).
-    /// Must be the last thing a request does: pipe data cannot be rolled back.
+    /// A DATA reply of at most `max` bytes of the regular file `fd` from `offset`,
+    /// moved by splice(2) into the pipe. Where the splice ends early (the end of what
+    /// the page cache holds, which on FUSE and network file systems need not be the
+    /// end of the file; a short or failed splice), pread(2) takes over from there, so
+    /// the reply ends where a pread would end it. Ok(0) at end of file (nothing is
+    /// left in the output). Err(EAGAIN) when the pipe is too full: send what is
+    /// pending first. Must be the last thing a request does: pipe data cannot be
+    /// rolled back.
     pub fn data_spliced(
         &mut self,
         id: u32,
@@ -158,8 +161,9 @@ impl Out {
         let Some(pipe) = &self.pipe else {
             return Err(Errno::EINVAL);
         };
+        let pipe_page = pipe.page;
         // A pipe holds pages: a range needs one slot per page it touches.
-        if self.in_pipe + pages(offset, max) > pipe.capacity / PAGE {
+        if self.in_pipe + pages(pipe.page, offset, max) > pipe.capacity / pipe.page {
             return Err(Errno::EAGAIN);
         }
         let mut off = offset;
@@ -176,19 +180,24 @@ impl Out {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(Errno::EINTR) => {}
-                // Some data is in the pipe already: send that (a short read).
-                Err(_) if n > 0 => break,
-                Err(e) => return Err(e),
+                Err(_) => break,
             }
         }
-        if n > 0 {
-            let start = self.begin(SSH_FXP_DATA, id);
-            self.buf.put_u32(n as u32);
-            patch_len_with(&mut self.buf, start, n);
-            self.spliced.push((self.buf.len(), n));
-            self.in_pipe += pages(offset, n);
+        if n == 0 {
+            return self.data(id, fd, offset, max);
         }
-        Ok(n)
+        let start = self.begin(SSH_FXP_DATA, id);
+        self.buf.put_u32(0);
+        self.spliced.push((self.buf.len(), n));
+        self.in_pipe += pages(pipe_page, offset, n);
+        // What the splice did not bring, as pread sees it; an error there leaves a
+        // short reply, as a short pread would.
+        let rest = match n < max {
+            true => self.read_into(fd, offset + n as i64, max - n).unwrap_or(0),
+            false => 0,
+        };
+        patch_data_len(&mut self.buf, start, n);
+        Ok(n + rest)
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -273,38 +282,6 @@ impl Out {
         self.finish(start);
     }
 
-    /// A DATA reply of at most `max` bytes that `fill` writes straight into the output
-    /// buffer (for READ: the file data is copied once, from the kernel to here).
-    /// `fill` returns how many bytes it wrote; on error, or when it wrote none,
-    /// nothing is left in the buffer and the result says what happened.
-    pub fn data<E>(
-        &mut self,
-        id: u32,
-        max: usize,
-        fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<usize, E>,
-    ) -> Result<usize, E> {
-        let start = self.begin(SSH_FXP_DATA, id);
-        let len_at = self.buf.len();
-        self.buf.put_u32(0);
-        self.buf.reserve(max);
-        let spare = &mut self.buf.spare_capacity_mut()[..max];
-        match fill(spare) {
-            Ok(n) if n > 0 => {
-                let n = n.min(max);
-                // SAFETY: `fill` initialised the first `n` bytes of the spare capacity
-                // (it returned their count, and `n <= max <= spare capacity`).
-                unsafe { self.buf.set_len(self.buf.len() + n) };
-                self.buf[len_at..len_at + 4].copy_from_slice(&(n as u32).to_be_bytes());
-                self.finish(start);
-                Ok(n)
-            }
-            other => {
-                self.buf.truncate(start);
-                other
-            }
-        }
-    }
-
     /// Starts a NAME reply.
     pub fn names(&mut self, id: u32) -> NameList {
         let start = self.begin(SSH_FXP_NAME, id);
@@ -363,28 +340,23 @@ pub fn put_string(buf: &mut Vec<u8>, s: &[u8]) {
     buf.put_slice(s);
 }
 
-/// The page size the pipe's slots are counted in (the kernel's, on every Linux
-/// architecture this runs on in practice; a larger page only makes the count cautious).
-const PAGE: usize = 4096;
-
-/// The pages the byte range `[offset, offset + len)` touches.
-fn pages(offset: i64, len: usize) -> usize {
-    let first = offset as usize % PAGE;
-    (first + len).div_ceil(PAGE)
+/// The pages (pipe slots) the byte range `[offset, offset + len)` of a file touches:
+/// a pipe holds file data one page per slot.
+fn pages(page: usize, offset: i64, len: usize) -> usize {
+    let first = offset as usize % page;
+    (first + len).div_ceil(page)
 }
-
-/// How long [`Out::settle`] waits for the client to read.
-const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Pipe {
     /// A pipe for READ data, when `to` is a Unix stream socket (the kernel then hands
     /// the file's pages to the socket without copying, and the socket reports what its
-    /// peer has not read yet, see [`Out::settle`]).
-    fn for_socket(to: BorrowedFd<'_>) -> Option<Pipe> {
+    /// peer has not read yet, see [`crate::transport::Transport::settle`]).
+    pub fn for_socket(to: BorrowedFd<'_>) -> Option<Pipe> {
         use nix::sys::socket::{
             AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, getsockopt,
             sockopt,
         };
+        use nix::unistd::{SysconfVar, sysconf};
         let kind = getsockopt(&to, sockopt::SockType).ok()?;
         let addr = getsockname::<SockaddrStorage>(to.as_raw_fd()).ok()?;
         if kind != SockType::Stream || addr.family() != Some(AddressFamily::Unix) {
@@ -395,64 +367,26 @@ impl Pipe {
         let capacity = nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20))
             .or_else(|_| nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_GETPIPE_SZ))
             .ok()? as usize;
-        (capacity >= MAX_READ as usize).then_some(Pipe {
+        let page = sysconf(SysconfVar::PAGE_SIZE).ok()??.max(1) as usize;
+        // A READ of the largest size must fit whatever its alignment.
+        (capacity / page > pages(page, page as i64 - 1, MAX_READ as usize)).then_some(Pipe {
             read,
             write,
             capacity,
+            page,
         })
     }
 }
 
-/// Bytes sent on socket `fd` that its peer has not read yet (SIOCOUTQ).
-fn unsent(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
-    let mut n: nix::libc::c_int = 0;
-    // SAFETY: SIOCOUTQ writes one int through the pointer, which is valid.
-    let r = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCOUTQ, &mut n) };
-    Errno::result(r).map(|_| n)
-}
-
-fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => wait_writable(fd)?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-fn splice_all(from: BorrowedFd<'_>, to: BorrowedFd<'_>, mut n: usize) -> Result<(), Errno> {
-    while n > 0 {
-        match splice(from, None, to, None, n, SpliceFFlags::SPLICE_F_MOVE) {
-            Ok(0) => return Err(Errno::EPIPE),
-            Ok(k) => n -= k,
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => wait_writable(to)?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Waits until `fd` can take more, or a second has passed: a socket whose peer shut
-/// down only its reading side never turns writable, yet a retried write fails at
-/// once with EPIPE, so the session ends instead of hanging.
-fn wait_writable(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-    match poll(&mut fds, PollTimeout::from(1000u16)) {
-        Ok(_) | Err(Errno::EINTR) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Writes the frame length of a packet starting at `start` whose last `extra` bytes
-/// are not in the buffer.
-fn patch_len_with(buf: &mut [u8], start: usize, extra: usize) {
+/// Writes the frame and data lengths of the DATA reply starting at `start`, whose
+/// last `extra` bytes are not in the buffer (they wait in the pipe).
+fn patch_data_len(buf: &mut [u8], start: usize, extra: usize) {
+    // After the frame length, the type and the id: the data's length, then the data.
+    let data_at = start + 13;
     let len = (buf.len() - start - 4 + extra) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    let data_len = (buf.len() - data_at + extra) as u32;
+    buf[data_at - 4..data_at].copy_from_slice(&data_len.to_be_bytes());
 }
 
 /// Writes the frame length of the packet starting at `start`.
@@ -475,20 +409,19 @@ mod tests {
 
     #[test]
     fn data_is_patched_or_rolled_back() {
+        use std::os::fd::AsFd;
+        let path = std::env::temp_dir().join(format!("sftp-out-test-{}", std::process::id()));
+        std::fs::write(&path, b"xxx").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
         let mut out = Out::default();
-        let n = out
-            .data(1, 10, |buf| {
-                for b in buf[..3].iter_mut() {
-                    b.write(b'x');
-                }
-                Ok::<_, ()>(3)
-            })
-            .unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(out.data(1, file.as_fd(), 0, 10), Ok(3));
         assert_eq!(out.as_bytes(), b"\0\0\0\x0c\x67\0\0\0\x01\0\0\0\x03xxx");
         let before = out.len();
-        assert_eq!(out.data(2, 10, |_| Err::<usize, _>(5)), Err(5));
-        assert_eq!(out.data(2, 10, |_| Ok::<_, ()>(0)), Ok(0));
+        // End of file, and an error: nothing is left of the reply.
+        assert_eq!(out.data(2, file.as_fd(), 3, 10), Ok(0));
+        let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
+        assert_eq!(out.data(3, dir.as_fd(), 0, 10), Err(Errno::EISDIR));
         assert_eq!(out.len(), before);
     }
 

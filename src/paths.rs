@@ -94,9 +94,44 @@ impl Target<'_> {
         }
     }
 
+    /// The path for a call that looks at the target itself. A confined name keeps
+    /// a trailing slash for the calls that create, remove or rename by name (the
+    /// kernel never follows a symlink for those, and answers ENOTDIR or EEXIST as
+    /// the slash asks); the calls that would follow a final symlink because of the
+    /// slash (lstat, lchmod, lchown, utimes, readlink) take the bare name, and
+    /// [`Paths::resolve_link`] resolves the slash inside the root beforehand.
+    fn name(&self) -> &[u8] {
+        match self.kind {
+            Kind::Name => {
+                let end = self
+                    .path
+                    .iter()
+                    .rposition(|&b| b != b'/')
+                    .map_or(0, |i| i + 1);
+                &self.path[..end]
+            }
+            Kind::Open | Kind::Resolved => &self.path,
+        }
+    }
+
     /// stat(2) (`follow`) or lstat(2) of the target.
     pub fn stat(&self, follow: bool) -> nix::Result<FileStat> {
-        fstatat(self.dir(), self.path(), self.at_flags(follow))
+        fstatat(self.dir(), self.name(), self.at_flags(follow))
+    }
+
+    /// Whether the target is a file already resolved (a confined path that followed
+    /// a final symlink).
+    pub fn is_resolved(&self) -> bool {
+        matches!(self.kind, Kind::Resolved)
+    }
+
+    /// readlink(2) of the target.
+    pub fn readlink(&self) -> nix::Result<std::ffi::OsString> {
+        match self.kind {
+            // A trailing slash resolved to a directory, which is no symlink.
+            Kind::Resolved => Err(Errno::EINVAL),
+            Kind::Open | Kind::Name => nix::fcntl::readlinkat(self.dir(), self.name()),
+        }
     }
 
     /// chmod(2) (`follow`) of the target, or of a symlink itself.
@@ -107,7 +142,7 @@ impl Target<'_> {
             }
             Kind::Open | Kind::Name => fchmodat(
                 self.dir(),
-                self.path(),
+                self.name(),
                 mode,
                 FchmodatFlags::NoFollowSymlink,
             ),
@@ -137,7 +172,7 @@ impl Target<'_> {
     pub fn chown(&self, uid: Uid, gid: Gid, follow: bool) -> nix::Result<()> {
         fchownat(
             self.dir(),
-            self.path(),
+            self.name(),
             Some(uid),
             Some(gid),
             self.at_flags(follow),
@@ -156,7 +191,7 @@ impl Target<'_> {
             ),
             Kind::Open | Kind::Name => utimensat(
                 self.dir(),
-                self.path(),
+                self.name(),
                 atime,
                 mtime,
                 UtimensatFlags::NoFollowSymlink,
@@ -352,7 +387,8 @@ impl Paths {
             return Err(Errno::ENOENT);
         }
         let full = root.full(client);
-        // A trailing slash is dropped: the final name is still never followed.
+        // The final name is found without its trailing slashes, and keeps them (see
+        // Target::name).
         let end = full.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
         let trimmed = &full[..end];
         let slash = trimmed.iter().rposition(|&b| b == b'/');
@@ -377,8 +413,8 @@ impl Paths {
             // The name borrows the client's own bytes where the path was absolute.
             let at = end - name.len();
             let name = match &full {
-                Cow::Borrowed(b) => Cow::Borrowed(&b[at..end]),
-                Cow::Owned(v) => Cow::Owned(v[at..end].to_vec()),
+                Cow::Borrowed(b) => Cow::Borrowed(&b[at..]),
+                Cow::Owned(v) => Cow::Owned(v[at..].to_vec()),
             };
             (dir, name)
         };
@@ -387,6 +423,17 @@ impl Paths {
             path: name,
             kind: Kind::Name,
         })
+    }
+
+    /// The target of a client path for an operation on a final symlink itself
+    /// (lstat, readlink, lsetstat, hardlink's old path). A trailing slash asks for the
+    /// directory a final symlink leads to, as the kernel reads it: confined, that is
+    /// resolved inside the root.
+    pub fn resolve_link<'a>(&self, client: &'a [u8]) -> Result<Target<'a>, Errno> {
+        match self.root.is_some() && client.len() > 1 && client.ends_with(b"/") {
+            true => self.resolve_follow(client),
+            false => self.resolve(client),
+        }
     }
 
     /// The target of a client path for an operation that follows a final symlink
@@ -412,10 +459,10 @@ impl Paths {
     /// symlink costs the resolution of the whole path.
     pub fn stat(&self, client: &[u8], follow: bool) -> Result<FileStat, Errno> {
         // A trailing slash asks for a directory, which only the whole resolution tells.
-        if self.root.is_none() || (follow && client.ends_with(b"/")) {
+        if self.root.is_none() || client.ends_with(b"/") {
             return match follow {
                 true => self.resolve_follow(client)?.stat(true),
-                false => self.resolve(client)?.stat(false),
+                false => self.resolve_link(client)?.stat(false),
             };
         }
         let st = self.resolve(client)?.stat(false)?;

@@ -95,8 +95,9 @@ pub fn apply(root: Option<BorrowedFd<'_>>, read_only: bool) -> Report {
             access,
             beneath
         ),
+        // Asked for and not there: the default level shows it.
         Landlock::Off(why) => logit!(
-            Info,
+            Error,
             "sandbox: Landlock not enforced ({}); no new privileges and no core dumps only",
             why
         ),
@@ -106,6 +107,16 @@ pub fn apply(root: Option<BorrowedFd<'_>>, read_only: bool) -> Report {
         not_dumpable,
         no_core,
         landlock,
+    }
+}
+
+impl Report {
+    /// Whether every part was applied (Landlock with the rights this kernel knows).
+    pub fn complete(&self) -> bool {
+        self.no_new_privs
+            && self.not_dumpable
+            && self.no_core
+            && matches!(self.landlock, Landlock::Full | Landlock::Partial)
     }
 }
 

@@ -6,12 +6,13 @@ use crate::config::{Config, Refusal};
 use crate::handles::HandleTable;
 use crate::logging::Bytes;
 use crate::longname::Names;
-use crate::ops;
+use crate::ops::{self, Answer, OpResult};
 use crate::output::Out;
 use crate::paths::Paths;
 use crate::requests::Op;
 use crate::requests::{Carrier, REQUESTS};
 use crate::status::{Status, StatusCode};
+use crate::transport::Transport;
 use crate::wire::{self, Request};
 use crate::{logit, trace};
 
@@ -21,6 +22,20 @@ pub enum Flow {
     Continue,
     /// End the session with this exit status.
     Exit(i32),
+}
+
+/// Whether `request` may change the data of a file (open it for writing or
+/// truncate it): READ replies spliced before it must reach the client first.
+fn changes_file_data(request: &Request<'_>) -> bool {
+    match request {
+        Request::Open { pflags, .. } => {
+            pflags & (wire::SSH_FXF_WRITE | wire::SSH_FXF_APPEND | wire::SSH_FXF_TRUNC) != 0
+        }
+        Request::SetStat { attrs, .. }
+        | Request::FSetStat { attrs, .. }
+        | Request::LSetStat { attrs, .. } => attrs.size.is_some(),
+        _ => false,
+    }
 }
 
 /// One client's session.
@@ -49,7 +64,14 @@ impl Session {
     }
 
     /// Handles one packet body (type byte first); replies are appended to `out`.
-    pub fn handle_packet(&mut self, body: &[u8], out: &mut Out) -> Flow {
+    /// `transport`, where there is one, is where the replies go: it is asked to
+    /// deliver every spliced READ reply before a request that changes a file's data.
+    pub fn handle_packet(
+        &mut self,
+        body: &[u8],
+        out: &mut Out,
+        transport: Option<&mut Transport>,
+    ) -> Flow {
         let request = match wire::decode(body) {
             Ok(r) => r,
             Err(bad) => {
@@ -96,6 +118,13 @@ impl Session {
         if debugging {
             trace::request(&self.handles, &request);
         }
+        if let Some(t) = transport
+            && changes_file_data(&request)
+            && let Err(e) = t.settle(out)
+        {
+            logit!(Error, "write: {}", crate::status::strerror(e));
+            return Flow::Exit(1);
+        }
         let changes = request.op().is_some_and(|op| op.info().writes);
         self.paths.begin();
         let mark = out.mark();
@@ -104,9 +133,8 @@ impl Session {
             self.paths.changed();
         }
         match result {
-            // An operation that wrote no reply answers with a plain OK.
-            Ok(()) if out.mark() == mark => self.send_status(out, id, Status::OK),
-            Ok(()) => {
+            Ok(Answer::Ok) => self.send_status(out, id, Status::OK),
+            Ok(Answer::Sent) => {
                 if debugging {
                     trace::reply(id, &out.as_bytes()[mark..]);
                 }
@@ -119,10 +147,10 @@ impl Session {
         Flow::Continue
     }
 
-    fn dispatch(&mut self, request: Request<'_>, out: &mut Out) -> Result<(), Status> {
+    fn dispatch(&mut self, request: Request<'_>, out: &mut Out) -> OpResult {
         use Request::*;
         match request {
-            Init { .. } => Ok(()),
+            Init { .. } => Ok(Answer::Ok),
             Open {
                 id,
                 filename,
@@ -148,7 +176,7 @@ impl Session {
             ReadDir { id, handle } => ops::dir::readdir(self, out, id, handle),
             Lstat { id, path } => ops::path::stat(self, out, id, path, false),
             Stat { id, path } => ops::path::stat(self, out, id, path, true),
-            SetStat { path, attrs, .. } => ops::path::setstat(self, out, path, &attrs),
+            SetStat { path, attrs, .. } => ops::path::setstat(self, path, &attrs),
             Remove { filename, .. } => ops::path::remove(self, filename),
             Mkdir { path, attrs, .. } => ops::path::mkdir(self, path, &attrs),
             Rmdir { path, .. } => ops::path::rmdir(self, path),

@@ -18,6 +18,7 @@ mod faults;
 mod fuzz_regressions;
 mod manpage;
 mod ncat;
+mod pipeline;
 mod props;
 mod proto;
 mod sshd;

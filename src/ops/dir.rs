@@ -1,6 +1,6 @@
 //! Directory listings: OPENDIR and READDIR.
 
-use super::OpResult;
+use super::{Answer, OpResult};
 use crate::handles::{Handle, Object};
 use crate::logging::Bytes;
 use crate::logit;
@@ -37,7 +37,7 @@ pub fn opendir(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult
     match s.handles.insert(Handle::dir(dir.into_iter(), path)) {
         Ok(h) => {
             out.handle(id, &h);
-            Ok(())
+            Ok(Answer::Sent)
         }
         Err(_) => Err(Errno::EMFILE.into()),
     }
@@ -98,7 +98,7 @@ pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResu
         return Err(Status::EOF);
     }
     list.finish(out);
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 fn now() -> i64 {

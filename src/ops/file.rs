@@ -1,6 +1,6 @@
 //! Requests on open files: OPEN, CLOSE, READ, WRITE, FSTAT, FSETSTAT.
 
-use super::OpResult;
+use super::{Answer, OpResult};
 use crate::handles::{Handle, Object};
 use crate::logging::Bytes;
 use crate::logit;
@@ -14,8 +14,8 @@ use nix::sys::stat::{self, Mode, fchmod, futimens};
 use nix::unistd::{fchown, ftruncate};
 use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
 
-/// READs of at least this many bytes go from the file to the client through a pipe;
-/// below it, the copy costs less than the extra system calls (measured with
+/// With `--zero-copy-reads`, READs of at least this many bytes go from the file to
+/// the client through a pipe; below it, the copy costs less than the extra system calls (measured with
 /// `cargo bench --bench compare -- --only read`).
 const SPLICE_FROM: usize = 16 * 1024;
 
@@ -83,10 +83,6 @@ pub fn open(
     if s.handles.is_full() {
         return Err(Errno::EMFILE.into());
     }
-    if flags.intersects(OFlag::O_WRONLY | OFlag::O_RDWR | OFlag::O_TRUNC) {
-        // The file may change: READ data still on its way must be delivered first.
-        out.settle()?;
-    }
     // Non-blocking, so that a FIFO or a device never stalls the whole session; it
     // changes nothing for regular files.
     let fd = s.paths.open(
@@ -102,7 +98,7 @@ pub fn open(
     {
         Ok(h) => {
             out.handle(id, &h);
-            Ok(())
+            Ok(Answer::Sent)
         }
         Err(_) => Err(Errno::EMFILE.into()),
     }
@@ -136,7 +132,7 @@ pub fn close(s: &mut Session, handle: &[u8]) -> OpResult {
         Object::File { fd, .. } => nix::unistd::close(fd.into_raw_fd())?,
         Object::Dir { .. } => drop(h),
     }
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 /// The descriptor of an open file handle; any other handle gets FAILURE, as OpenSSH.
@@ -201,22 +197,18 @@ pub fn read(
     if len == 0 {
         // An empty DATA, as OpenSSH answers, without asking the file.
         out.empty_data(id);
-        return Ok(());
+        return Ok(Answer::Sent);
     }
-    // Zero-copy while no open file of the session can be written (see Out::settle);
-    // small reads, and files that cannot be spliced (some special file systems), take
-    // the copy below.
+    // With --zero-copy-reads, large READs are spliced while no open file of the
+    // session can be written (see crate::transport); small ones cost less copied.
     let zero_copy = len >= SPLICE_FROM && out.pipe().is_some() && !s.handles.any_writable();
     let n = match zero_copy {
         true => match out.data_spliced(id, fd, off, len) {
-            Err(Errno::EINVAL | Errno::EAGAIN) => None,
-            r => Some(r?),
+            // The pipe is full: this one is copied.
+            Err(Errno::EAGAIN) => out.data(id, fd, off, len)?,
+            r => r?,
         },
-        _ => None,
-    };
-    let n = match n {
-        Some(n) => n,
-        None => read_copied(out, id, fd, off, len)?,
+        false => out.data(id, fd, off, len)?,
     };
     if n == 0 {
         return Err(Status::EOF);
@@ -224,31 +216,7 @@ pub fn read(
     if let Some(h) = s.handles.get_mut(handle) {
         h.bytes_read += n as u64;
     }
-    Ok(())
-}
-
-/// READ's data copied into the reply with pread(2).
-fn read_copied(
-    out: &mut Out,
-    id: u32,
-    fd: BorrowedFd<'_>,
-    off: i64,
-    len: usize,
-) -> Result<usize, Errno> {
-    out.data(id, len, |buf| {
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-        // SAFETY: pread and read write at most `buf.len()` bytes into `buf`, which is
-        // valid writable memory; they never read from it.
-        let r = unsafe { nix::libc::pread(raw, buf.as_mut_ptr().cast(), buf.len(), off) };
-        match Errno::result(r) {
-            // Not seekable (a FIFO, a terminal): read where it is, as OpenSSH would.
-            Err(Errno::ESPIPE) => {
-                let r = unsafe { nix::libc::read(raw, buf.as_mut_ptr().cast(), buf.len()) };
-                Errno::result(r).map(|n| n as usize)
-            }
-            r => r.map(|n| n as usize),
-        }
-    })
+    Ok(Answer::Sent)
 }
 
 pub fn write(s: &mut Session, handle: &[u8], off: u64, data: &[u8]) -> OpResult {
@@ -288,13 +256,13 @@ pub fn write(s: &mut Session, handle: &[u8], off: u64, data: &[u8]) -> OpResult 
     if let Some(h) = s.handles.get_mut(handle) {
         h.bytes_written += data.len() as u64;
     }
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 pub fn fstat(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResult {
     let st = stat::fstat(file_fd(s, handle)?)?;
     out.attrs(id, &Attrs::from_stat(&st));
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 pub fn fsetstat(s: &mut Session, handle: &[u8], attrs: &Attrs) -> OpResult {
@@ -320,13 +288,13 @@ pub fn fsync(s: &mut Session, handle: &[u8]) -> OpResult {
     logit!(Verbose, "fsync \"{}\"", Bytes(path));
     let fd = file_fd(s, handle).map_err(|_| Status::NO_SUCH_FILE)?;
     nix::unistd::fsync(fd)?;
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 pub fn fstatvfs(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResult {
     let st = nix::sys::statvfs::fstatvfs(file_fd(s, handle)?)?;
     super::path::send_statvfs(out, id, &st);
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// copy-data: copies `len` bytes (0: to the end of the source) from one open file to
@@ -414,5 +382,5 @@ pub fn copy_data(
     if let Some(h) = s.handles.get_mut(to) {
         h.bytes_written += copied;
     }
-    Ok(())
+    Ok(Answer::Ok)
 }

@@ -1,7 +1,7 @@
 //! Requests that describe the server and its users rather than a file: limits,
 //! expand-path, home-directory, users-groups-by-id.
 
-use super::OpResult;
+use super::{Answer, OpResult};
 use crate::logging::Bytes;
 use crate::logit;
 use crate::output::Out;
@@ -20,7 +20,7 @@ pub fn limits(s: &mut Session, out: &mut Out, id: u32) -> OpResult {
         b.put_u64(MAX_READ as u64);
         b.put_u64(max_handles);
     });
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// A NAME reply with the path as both name and long name and no attributes.
@@ -81,7 +81,7 @@ pub fn expand_path(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpRe
     logit!(Verbose, "expand \"{}\"", Bytes(&shown));
     let resolved = s.paths.canonical(&shown)?;
     send_path(out, id, &resolved);
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// home-directory: the named user's home directory (confined: where it is inside the
@@ -97,7 +97,7 @@ pub fn home_directory(s: &mut Session, out: &mut Out, id: u32, username: &[u8]) 
     let home = s.paths.home(&user.dir);
     logit!(Verbose, "home-directory \"{}\"", Bytes(&home));
     send_path(out, id, &home);
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// users-groups-by-id@openssh.com: the names of the given ids, an empty string for
@@ -155,7 +155,7 @@ pub fn users_groups_by_id(
             }
         }
     });
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// The ids packed in a users-groups-by-id list (its length is a multiple of 4).

@@ -1,7 +1,7 @@
 //! Requests on paths: STAT, LSTAT, SETSTAT, REMOVE, MKDIR, RMDIR, REALPATH, RENAME,
 //! READLINK, SYMLINK.
 
-use super::OpResult;
+use super::{Answer, OpResult};
 use crate::logging::Bytes;
 use crate::logit;
 use crate::output::Out;
@@ -10,7 +10,7 @@ use crate::server::Session;
 use crate::status::Status;
 use crate::wire::*;
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, RenameFlags, readlinkat, renameat, renameat2};
+use nix::fcntl::{OFlag, RenameFlags, renameat, renameat2};
 use nix::sys::stat::{Mode, SFlag, mkdirat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, LinkatFlags, Uid, UnlinkatFlags, ftruncate, linkat, symlinkat, unlinkat};
@@ -25,7 +25,7 @@ pub fn stat(s: &mut Session, out: &mut Out, id: u32, path: &[u8], follow: bool) 
     );
     let st = s.paths.stat(path, follow)?;
     out.attrs(id, &Attrs::from_stat(&st));
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// One attribute change of SETSTAT, in the order OpenSSH applies them.
@@ -44,7 +44,7 @@ pub fn apply_attrs(
     attrs: &Attrs,
     mut apply: impl FnMut(Change) -> nix::Result<()>,
 ) -> OpResult {
-    let mut result = Ok(());
+    let mut result = Ok(Answer::Ok);
     let mut run = |c: Change| {
         if let Err(e) = apply(c) {
             result = Err(Status::from(e));
@@ -78,13 +78,9 @@ pub fn apply_attrs(
     result
 }
 
-pub fn setstat(s: &mut Session, out: &mut Out, path: &[u8], attrs: &Attrs) -> OpResult {
-    if attrs.size.is_some() {
-        // Truncation may zero part of a page READ data still on its way refers to.
-        out.settle()?;
-    }
+pub fn setstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
     if attrs.is_empty() {
-        return Ok(());
+        return Ok(Answer::Ok);
     }
     let t = s.paths.resolve_follow(path)?;
     let paths = &s.paths;
@@ -117,7 +113,7 @@ pub fn remove(s: &mut Session, path: &[u8]) -> OpResult {
     logit!(Info, "remove name \"{}\"", Bytes(path));
     let t = s.paths.resolve(path)?;
     unlinkat(t.dir(), t.path(), UnlinkatFlags::NoRemoveDir)?;
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 pub fn mkdir(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
@@ -125,14 +121,14 @@ pub fn mkdir(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
     logit!(Info, "mkdir name \"{}\" mode 0{:o}", Bytes(path), mode);
     let t = s.paths.resolve(path)?;
     mkdirat(t.dir(), t.path(), Mode::from_bits_truncate(mode))?;
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 pub fn rmdir(s: &mut Session, path: &[u8]) -> OpResult {
     logit!(Info, "rmdir name \"{}\"", Bytes(path));
     let t = s.paths.resolve(path)?;
     unlinkat(t.dir(), t.path(), UnlinkatFlags::RemoveDir)?;
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 /// A NAME reply with one entry whose long name is the name itself and which has no
@@ -148,7 +144,7 @@ pub fn realpath(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResul
     logit!(Verbose, "realpath \"{}\"", Bytes(path));
     let resolved = s.paths.canonical(path)?;
     single_name(out, id, &resolved);
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// RENAME as version 3 defines it: an existing target is never replaced.
@@ -190,7 +186,7 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
                             let _ = unlinkat(to.dir(), to.path(), UnlinkatFlags::NoRemoveDir);
                             return Err(e.into());
                         }
-                        return Ok(());
+                        return Ok(Answer::Ok);
                     }
                     Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EXDEV | Errno::EPERM) => {}
                     Err(e) => return Err(e.into()),
@@ -200,18 +196,20 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
                 return Err(Errno::EEXIST.into());
             }
             renameat(from.dir(), from.path(), to.dir(), to.path())?;
-            Ok(())
+            Ok(Answer::Ok)
         }
-        r => Ok(r?),
+        r => {
+            r?;
+            Ok(Answer::Ok)
+        }
     }
 }
 
 pub fn readlink(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
     logit!(Verbose, "readlink \"{}\"", Bytes(path));
-    let t = s.paths.resolve(path)?;
-    let target = readlinkat(t.dir(), t.path())?;
+    let target = s.paths.resolve_link(path)?.readlink()?;
     single_name(out, id, target.as_bytes());
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// SYMLINK with OpenSSH's argument order: the link at `linkpath` will point to
@@ -225,7 +223,7 @@ pub fn symlink(s: &mut Session, targetpath: &[u8], linkpath: &[u8]) -> OpResult 
     );
     let t = s.paths.resolve(linkpath)?;
     symlinkat(targetpath, t.dir(), t.path())?;
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 /// posix-rename: rename(2), replacing an existing target atomically.
@@ -240,7 +238,7 @@ pub fn posix_rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult
     let from = s.paths.resolve(oldpath)?;
     let to = s.paths.resolve(newpath)?;
     renameat(from.dir(), from.path(), to.dir(), to.path())?;
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 /// The target of hardlink's new path. Confined, its parent is resolved before the
@@ -267,7 +265,11 @@ pub fn hardlink(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         Bytes(oldpath),
         Bytes(newpath)
     );
-    let from = s.paths.resolve(oldpath)?;
+    let from = s.paths.resolve_link(oldpath)?;
+    if from.is_resolved() {
+        // A trailing slash led to a directory, which cannot be linked.
+        return Err(Errno::EPERM.into());
+    }
     let to = resolve_second(s, &from, newpath)?;
     linkat(
         from.dir(),
@@ -276,7 +278,7 @@ pub fn hardlink(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         to.path(),
         LinkatFlags::empty(),
     )?;
-    Ok(())
+    Ok(Answer::Ok)
 }
 
 /// lsetstat: SETSTAT on the link itself when the path names a symlink. A size makes
@@ -286,9 +288,9 @@ pub fn lsetstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
         return Err(Status::BAD_MESSAGE);
     }
     if attrs.is_empty() {
-        return Ok(());
+        return Ok(Answer::Ok);
     }
-    let t = s.paths.resolve(path)?;
+    let t = s.paths.resolve_link(path)?;
     apply_attrs(path, attrs, |change| match change {
         Change::Size(_) => Err(Errno::EINVAL),
         Change::Mode(mode) => t.chmod(mode, false),
@@ -304,7 +306,7 @@ pub fn statvfs(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult
     let fd = s.paths.open(path, OFlag::O_PATH, Mode::empty())?;
     let st = nix::sys::statvfs::fstatvfs(&fd)?;
     send_statvfs(out, id, &st);
-    Ok(())
+    Ok(Answer::Sent)
 }
 
 /// The statvfs@openssh.com reply: eleven u64 fields.

@@ -11,6 +11,7 @@ pub mod session;
 use packets::*;
 use sftp_server::output::Out;
 use sftp_server::wire::{self, Attrs, Reader, Request};
+use std::os::fd::AsFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// splitmix64: small, fast, and good enough to pick test cases.
@@ -505,8 +506,25 @@ fn parse_replies(bytes: &[u8]) -> Vec<Reply> {
     replies
 }
 
+/// A file holding `data` that no directory names, opened for reading (or, with
+/// `write_only`, only for writing).
+fn unlinked_file(data: &[u8], write_only: bool) -> std::fs::File {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("sftp-props-{}-{n}", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(!write_only)
+        .write(write_only)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f
+}
+
 /// Writes one random reply into `out` and returns it, or writes one that is then
-/// withdrawn (rolled back, abandoned, or a DATA whose fill failed) and returns None.
+/// withdrawn (rolled back, abandoned, or a DATA whose read failed) and returns None.
 fn random_reply(rng: &mut Rng, out: &mut Out) -> Option<Reply> {
     let id = rng.u32();
     Some(match rng.below(10) {
@@ -542,14 +560,8 @@ fn random_reply(rng: &mut Rng, out: &mut Out) -> Option<Reply> {
         3 => {
             let data = rng.bytes(300);
             let max = data.len() + rng.below(3);
-            let n = out
-                .data(id, max, |buf| {
-                    for (b, d) in buf.iter_mut().zip(&data) {
-                        b.write(*d);
-                    }
-                    Ok::<_, ()>(data.len())
-                })
-                .unwrap();
+            let file = unlinked_file(&data, false);
+            let n = out.data(id, file.as_fd(), 0, max).unwrap();
             assert_eq!(n, data.len());
             if data.is_empty() {
                 return None; // nothing read: no reply
@@ -557,7 +569,9 @@ fn random_reply(rng: &mut Rng, out: &mut Out) -> Option<Reply> {
             Reply::Data(id, data)
         }
         4 => {
-            let _ = out.data(id, 64, |_| Err::<usize, _>(()));
+            // A descriptor that cannot be read: the reply is withdrawn.
+            let file = unlinked_file(b"data", true);
+            assert!(out.data(id, file.as_fd(), 0, 64).is_err());
             return None;
         }
         5 => {
