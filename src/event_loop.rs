@@ -17,7 +17,7 @@ use std::os::fd::BorrowedFd;
 const INPUT_SIZE: usize = 4 * (MAX_FRAME + 4);
 /// Replies are written out once this much is pending, so a burst of READs never
 /// holds more than a few megabytes.
-const FLUSH_AT: usize = 2 * 1024 * 1024;
+const FLUSH_AT: usize = 256 * 1024;
 
 /// Who is on the other end, for the log line of a session ended by a bad frame.
 pub struct Peer<'a> {

@@ -13,7 +13,7 @@ use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, fstatat};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// The most a READDIR reply holds. OpenSSH sends 100 entries at most; filling a reply
 /// by size instead takes fewer round trips for a long listing, and 32 KiB stays below
@@ -33,7 +33,13 @@ pub fn opendir(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK,
         Mode::empty(),
     )?;
-    let dir = Dir::from_fd(fd)?;
+    // nix's Dir::from_fd gives the descriptor up before fdopendir(3) and does not
+    // close it when that fails: this does.
+    let raw = fd.as_raw_fd();
+    let dir = Dir::from_fd(fd).inspect_err(|_| {
+        // SAFETY: `raw` was `fd`'s, which fdopendir did not take; nothing else owns it.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+    })?;
     match s.handles.insert(Handle::dir(dir.into_iter(), path)) {
         Ok(h) => {
             out.handle(id, &h);

@@ -128,8 +128,12 @@ pub fn close(s: &mut Session, handle: &[u8]) -> OpResult {
     log_close(&h, "");
     match h.object {
         // close(2) may report a write-back error (EIO, ENOSPC on NFS): the client
-        // must hear of it, so the descriptor is not simply dropped.
-        Object::File { fd, .. } => nix::unistd::close(fd.into_raw_fd())?,
+        // must hear of it, so the descriptor is not simply dropped. EINTR is no
+        // error: Linux has released the descriptor, and the data went where it goes.
+        Object::File { fd, .. } => match nix::unistd::close(fd.into_raw_fd()) {
+            Ok(()) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        },
         Object::Dir { .. } => drop(h),
     }
     Ok(Answer::Ok)

@@ -9,13 +9,14 @@
 //! SSH_CONNECTION is always set explicitly (or removed) so the tests do not depend on
 //! how they were started.
 
+use crate::support::Spawn;
 use crate::support::raw::*;
 use crate::support::{Scratch, server_bin, testing_openssh, wait_bounded};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -275,17 +276,14 @@ impl Session {
         env: &[(&str, &str)],
         stderr: Stdio,
     ) -> Session {
-        let (mine, theirs) = UnixStream::pair().expect("socketpair");
-        let stdin = theirs.try_clone().expect("dup socket");
-        let child = command(bin, cwd, args, env)
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(stdin)))
-            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let mut spawn = Spawn::new(cwd).bin(bin).args(args).stderr(stderr);
+        for (k, v) in env {
+            spawn = spawn.env(k, v);
+        }
+        let (child, sock) = spawn.start_parts();
         Session {
             child,
-            client: Client::new(mine),
+            client: Client::new(sock),
             root: cwd.display().to_string(),
         }
     }

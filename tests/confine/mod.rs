@@ -792,6 +792,14 @@ fn confine_symlink_swap_race() {
     if !ours_only() {
         return;
     }
+    // Without the sandbox too: with Landlock on, an escape would only turn into
+    // PERMISSION_DENIED. Resolution alone must answer NO_SUCH_FILE.
+    for args in [&[][..], &["--no-sandbox"][..]] {
+        symlink_swap_race(args);
+    }
+}
+
+fn symlink_swap_race(args: &[&str]) {
     let f = Fixture::new("confine-race");
     let swap = f.root.join("swap");
     let other = f.root.join("other");
@@ -819,7 +827,7 @@ fn confine_symlink_swap_race() {
             n
         })
     };
-    let mut s = f.serve(&[]);
+    let mut s = f.serve(args);
     let (mut reads_ok, mut reads_failed) = (0, 0);
     let start = Instant::now();
     let mut i = 0;
@@ -830,7 +838,13 @@ fn confine_symlink_swap_race() {
                 assert_eq!(data, INSIDE, "read through the swapped name");
                 reads_ok += 1;
             }
-            Err(_) => reads_failed += 1,
+            Err(code) => {
+                assert_eq!(
+                    code, SSH_FX_NO_SUCH_FILE,
+                    "{args:?}: read refused otherwise"
+                );
+                reads_failed += 1
+            }
         }
         if let Ok(a) = s.stat(b"/swap/secret") {
             assert_eq!(a.size, INSIDE.len() as u64, "stat through the swapped name");
@@ -1747,4 +1761,48 @@ fn confine_ncat_and_socat_recipes() {
         fs::remove_file(local.join("inside.txt")).unwrap();
     }
     assert_eq!(f.outside_snapshot(), before, "nothing outside changed");
+}
+
+/// A trailing slash keeps its meaning under `--root`, as without it: a regular file
+/// named with one is not a directory (REMOVE and RENAME leave it alone), and LSTAT of
+/// a symlink to a directory with one describes the directory.
+#[test]
+fn confine_trailing_slash_means_a_directory() {
+    let dir = Scratch::new("confine-slash");
+    let root = dir.path();
+    fs::write(root.join("f"), b"data").unwrap();
+    fs::write(root.join("g"), b"data").unwrap();
+    fs::create_dir(root.join("d")).unwrap();
+    symlink("d", root.join("link")).unwrap();
+    let mut args = vec![];
+    if !testing_openssh() {
+        args = vec!["--root", root.to_str().unwrap()];
+    }
+    let mut s = Session::init(Server::spawn_with(
+        &server_bin(),
+        root,
+        &args,
+        Stdio::null(),
+    ));
+    // ENOTDIR is NO_SUCH_FILE, in OpenSSH's table of errors.
+    s.status(Request::Remove { path: b"f/" }, SSH_FX_NO_SUCH_FILE);
+    s.status(
+        Request::Rename {
+            old: b"g/",
+            new: b"h",
+        },
+        SSH_FX_NO_SUCH_FILE,
+    );
+    let a = s.attrs(Request::Lstat { path: b"link/" });
+    assert_eq!(
+        a.permissions & 0o170000,
+        0o040000,
+        "the directory's attributes"
+    );
+    let a = s.attrs(Request::Lstat { path: b"link" });
+    assert_eq!(a.permissions & 0o170000, 0o120000, "the link's own");
+    s.status(Request::Lstat { path: b"f/" }, SSH_FX_NO_SUCH_FILE);
+    s.finish();
+    assert!(root.join("f").is_file() && root.join("g").is_file());
+    assert!(!root.join("h").exists());
 }

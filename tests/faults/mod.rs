@@ -11,21 +11,21 @@
 //! guard on drop, so the tests run in parallel and clean up after a failure too. They
 //! need root, as CI has.
 
+use crate::support::Spawn;
 use crate::support::content::{assert_same_bytes, pseudo_random};
 use crate::support::raw::*;
 use crate::support::session::{Session, deref_to_session};
 use crate::support::status::*;
-use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
-use nix::sys::resource::{Resource, setrlimit};
+use crate::support::{Scratch, Server, testing_openssh, wait_bounded};
+use nix::sys::resource::Resource;
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const KIB: usize = 1024;
@@ -151,31 +151,14 @@ fn spawn_server(
     limits: &[(Resource, u64)],
     nonblocking: bool,
 ) -> Server {
-    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    let mut spawn = Spawn::new(cwd).args(args).stderr(Stdio::null());
+    for &(resource, value) in limits {
+        spawn = spawn.limit(resource, value);
+    }
     if nonblocking {
-        theirs.set_nonblocking(true).expect("O_NONBLOCK");
+        spawn = spawn.nonblocking();
     }
-    let stdin = theirs.try_clone().expect("dup socket");
-    let mut cmd = Command::new(server_bin());
-    cmd.current_dir(cwd)
-        .args(args)
-        .stdin(Stdio::from(OwnedFd::from(stdin)))
-        .stdout(Stdio::from(OwnedFd::from(theirs)))
-        .stderr(Stdio::null())
-        .process_group(0);
-    let limits = limits.to_vec();
-    // SAFETY: the closure only calls setrlimit(2), which is async-signal-safe, and
-    // allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &(resource, value) in &limits {
-                setrlimit(resource, value, value).map_err(std::io::Error::from)?;
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("spawn server");
-    Server { child, sock: ours }
+    spawn.start()
 }
 
 /// The status code and message of a STATUS reply.

@@ -10,12 +10,12 @@
 
 use crate::props::packets::*;
 use crate::props::session::*;
-use crate::support::{Scratch, server_bin, testing_openssh, wait_bounded};
+use crate::support::Spawn;
+use crate::support::{Scratch, testing_openssh, wait_bounded};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// The files of `target`'s corpus: the checked-in seeds, or those under
@@ -75,26 +75,11 @@ fn replay_session(input: &[u8]) {
     let dir = Scratch::new("fuzz-replay");
     populate(dir.path());
     let (args, nofile) = cli_args(header);
-    let (mut sock, theirs) = UnixStream::pair().expect("socketpair");
-    let stdin = theirs.try_clone().expect("dup socket");
-    let mut cmd = Command::new(server_bin());
-    cmd.args(&args)
-        .current_dir(dir.path())
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(stdin)))
-        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stderr(Stdio::null())
-        .process_group(0);
+    let mut spawn = Spawn::new(dir.path()).args(&args).stderr(Stdio::null());
     if let Some(n) = nofile {
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
-                    .map_err(std::io::Error::from)
-            });
-        }
+        spawn = spawn.limit(nix::sys::resource::Resource::RLIMIT_NOFILE, n);
     }
-    let mut child = cmd.spawn().expect("spawn server");
-    drop(cmd);
+    let (mut child, mut sock) = spawn.start_parts();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let init = encode(&sftp_server::wire::Request::Init { version: 3 });

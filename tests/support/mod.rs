@@ -80,28 +80,121 @@ pub struct Server {
 impl Server {
     /// Starts the server under test in `cwd` with `args`; stderr is inherited.
     pub fn spawn(cwd: &Path, args: &[&str]) -> Server {
-        Self::spawn_with(server_bin().as_path(), cwd, args, Stdio::inherit())
+        Spawn::new(cwd).args(args).start()
     }
 
     pub fn spawn_with(bin: &Path, cwd: &Path, args: &[&str], stderr: Stdio) -> Server {
-        let (ours, theirs) = UnixStream::pair().expect("socketpair");
-        let stdin = theirs.try_clone().expect("dup socket");
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .current_dir(cwd)
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(stdin)))
-            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stderr(stderr);
-        // Keep the server out of the test's process group signals.
-        cmd.process_group(0);
-        let child = cmd.spawn().expect("spawn server");
-        Server { child, sock: ours }
+        Spawn::new(cwd).bin(bin).args(args).stderr(stderr).start()
     }
 
     /// Closes our end and waits for the exit status (bounded: kills after 10 s).
     pub fn finish(mut self) -> std::process::ExitStatus {
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
         wait_bounded(&mut self.child, std::time::Duration::from_secs(10))
+    }
+}
+
+/// How to start a server on a Unix socketpair (its stdin and stdout one socket, as
+/// sshd and `sftp -D` give it): the one place tests spawn a server that way.
+pub struct Spawn {
+    bin: PathBuf,
+    cwd: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+    stderr: Option<Stdio>,
+    limits: Vec<(nix::sys::resource::Resource, u64)>,
+    nonblocking: bool,
+}
+
+impl Spawn {
+    /// The server under test, started in `cwd`, with no arguments, `SSH_CONNECTION`
+    /// removed from its environment, and stderr inherited.
+    pub fn new(cwd: &Path) -> Spawn {
+        Spawn {
+            bin: server_bin(),
+            cwd: cwd.to_path_buf(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stderr: None,
+            limits: Vec::new(),
+            nonblocking: false,
+        }
+    }
+
+    pub fn bin(mut self, bin: &Path) -> Spawn {
+        self.bin = bin.to_path_buf();
+        self
+    }
+
+    pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, args: &[S]) -> Spawn {
+        self.args
+            .extend(args.iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Spawn {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn stderr(mut self, stderr: Stdio) -> Spawn {
+        self.stderr = Some(stderr);
+        self
+    }
+
+    /// Sets `resource`'s soft and hard limits to `value` in the child before it runs.
+    pub fn limit(mut self, resource: nix::sys::resource::Resource, value: u64) -> Spawn {
+        self.limits.push((resource, value));
+        self
+    }
+
+    /// Leaves the socket in non-blocking mode, as a parent may hand it over.
+    pub fn nonblocking(mut self) -> Spawn {
+        self.nonblocking = true;
+        self
+    }
+
+    pub fn start(self) -> Server {
+        let (child, sock) = self.start_parts();
+        Server { child, sock }
+    }
+
+    /// The started process and the client's end of the socketpair, for callers that
+    /// manage the process themselves.
+    pub fn start_parts(self) -> (Child, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        if self.nonblocking {
+            theirs.set_nonblocking(true).expect("O_NONBLOCK");
+        }
+        let stdin = theirs.try_clone().expect("dup socket");
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.args)
+            .current_dir(&self.cwd)
+            .env_remove("SSH_CONNECTION")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(stdin)))
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stderr(self.stderr.unwrap_or_else(Stdio::inherit))
+            // Keep the server out of the test's process group signals.
+            .process_group(0);
+        let limits = self.limits;
+        if !limits.is_empty() {
+            // SAFETY: the closure only calls setrlimit(2), which is async-signal-safe,
+            // and allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for &(resource, value) in &limits {
+                        nix::sys::resource::setrlimit(resource, value, value)
+                            .map_err(std::io::Error::from)?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        (child, ours)
     }
 }
 
