@@ -179,11 +179,11 @@ fuzz_target!(|data: &[u8]| {
     session.paths = paths;
     let mut out = Out::default();
     let init = encode(&Request::Init { version: 3 });
-    assert_eq!(session.handle_packet(&init, &mut out), Flow::Continue);
+    assert_eq!(session.handle_packet(&init, &mut out, None), Flow::Continue);
     out.clear();
     let mut handles = Handles::default();
     for body in bodies {
-        let flow = session.handle_packet(body, &mut out);
+        let flow = session.handle_packet(body, &mut out, None);
         assert!(
             !contains(out.as_bytes(), &secret),
             "a reply carried the secret from outside the root"

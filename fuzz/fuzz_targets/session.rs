@@ -5,6 +5,11 @@
 //! may have, carrying its id, or end the session with nothing written; nothing may
 //! panic.
 //!
+//! Replies take the server's real way out: a Unix socketpair, with READ data spliced
+//! through the pipe as `--zero-copy-reads` does, and the transport's wait for the
+//! client before a request that changes a file. A thread plays the client, reading
+//! everything the server sends; each packet's replies are checked as they arrive.
+//!
 //! # Keeping the session in its directory
 //!
 //! The server acts on the paths it is sent, absolute ones included, with the full
@@ -25,11 +30,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sftp_server::output::Out;
+use sftp_server::output::{Out, Piece, Pipe};
 use sftp_server::server::{Flow, Session};
+use sftp_server::transport::Transport;
 use sftp_server::wire::Request;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 #[path = "../../tests/props/packets.rs"]
 mod packets;
@@ -65,29 +74,87 @@ fn fresh_dir() {
     std::env::set_current_dir(&w).expect("cd to the session directory");
 }
 
+/// What the client thread has read and not yet taken.
+type Received = Arc<(Mutex<Vec<u8>>, Condvar)>;
+
+/// The server's end of the socketpair (kept for the life of the process) and what
+/// the client thread at the other end has read.
+struct Wire {
+    server: BorrowedFd<'static>,
+    received: Received,
+}
+
+fn wire() -> &'static Wire {
+    static WIRE: OnceLock<Wire> = OnceLock::new();
+    WIRE.get_or_init(|| {
+        let (server, mut client) = UnixStream::pair().expect("socketpair");
+        let server: &'static OwnedFd = Box::leak(Box::new(OwnedFd::from(server)));
+        let received: Received = Arc::default();
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while let Ok(n) = client.read(&mut buf) {
+                let (lock, more) = &*sink;
+                lock.lock().unwrap().extend_from_slice(&buf[..n]);
+                more.notify_all();
+            }
+        });
+        Wire {
+            server: server.as_fd(),
+            received,
+        }
+    })
+}
+
+/// Bytes (and spliced data) waiting in `out`.
+fn pending(out: &Out) -> usize {
+    out.pieces()
+        .map(|p| match p {
+            Piece::Bytes(b) => b.len(),
+            Piece::Pipe(n) => n,
+        })
+        .sum()
+}
+
+/// Sends what `out` holds and returns it as the client received it.
+fn deliver(transport: &mut Transport, out: &mut Out, received: &Received) -> Vec<u8> {
+    let n = pending(out);
+    transport.send(out).expect("send the replies");
+    let (lock, more) = &**received;
+    let mut got = lock.lock().unwrap();
+    while got.len() < n {
+        got = more.wait(got).unwrap();
+    }
+    assert_eq!(got.len(), n, "the client received more than was sent");
+    std::mem::take(&mut *got)
+}
+
 fuzz_target!(|data: &[u8]| {
     let (header, bodies) = split_session_input(data);
     fresh_dir();
+    let wire = wire();
     let mut session = Session::new(config(header));
-    let mut out = Out::default();
+    let mut out = Out::new(1 << 20, Pipe::for_socket(wire.server));
+    let mut transport = Transport::new(wire.server);
     let init = encode(&Request::Init { version: 3 });
-    assert_eq!(session.handle_packet(&init, &mut out), Flow::Continue);
-    check_reply(&init, out.as_bytes());
-    out.clear();
+    let flow = session.handle_packet(&init, &mut out, Some(&mut transport));
+    assert_eq!(flow, Flow::Continue);
+    check_reply(&init, &deliver(&mut transport, &mut out, &wire.received));
     let mut handles = Handles::default();
     for body in bodies {
         let body = confine(body);
-        match session.handle_packet(&body, &mut out) {
+        let flow = session.handle_packet(&body, &mut out, Some(&mut transport));
+        let replies = deliver(&mut transport, &mut out, &wire.received);
+        match flow {
             Flow::Continue => {
-                check_reply(&body, out.as_bytes());
-                handles.check(&body, out.as_bytes());
+                check_reply(&body, &replies);
+                handles.check(&body, &replies);
             }
             Flow::Exit(_) => {
-                assert!(out.is_empty(), "a reply before the session ended");
+                assert!(replies.is_empty(), "a reply before the session ended");
                 break;
             }
         }
-        out.clear();
     }
     session.close_all();
     scratch::leave();
