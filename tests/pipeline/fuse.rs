@@ -86,34 +86,42 @@ fn is_mounted(dir: &Path) -> bool {
         .any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap_or("")))
 }
 
+/// `back/f.bin` (300,000 bytes) in `dir`, mounted at `mnt` through sshfs, its size
+/// (and with `cache_pages` its pages) cached by the kernel, then grown by 100,000
+/// bytes on the far side and left until the kernel's attribute timeout (1 s by
+/// default) has passed: read(2) then asks the file system for the size again, while
+/// the page cache still ends at the old size. The mount and the whole content.
+fn grown_behind_the_mount(dir: &Path, seed: u64, cache_pages: bool) -> (SshfsMount, Vec<u8>) {
+    let (back, mnt) = (dir.join("back"), dir.join("mnt"));
+    for d in [&back, &mnt] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let mut content = write_random_file(&back.join("f.bin"), seed, 300_000);
+    let mount = SshfsMount::new(&back, &mnt, dir);
+    assert_eq!(std::fs::metadata(mnt.join("f.bin")).unwrap().len(), 300_000);
+    if cache_pages {
+        assert_eq!(std::fs::read(mnt.join("f.bin")).unwrap().len(), 300_000);
+    }
+    let more = pseudo_random(seed + 1, 100_000);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(back.join("f.bin"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, &more).unwrap();
+    content.extend_from_slice(&more);
+    std::thread::sleep(Duration::from_millis(1500));
+    (mount, content)
+}
+
 /// `sftp -D` with the server under test downloads a file that grew behind the FUSE
 /// mount's cached size: all of it arrives.
 #[test]
 fn pipeline_fuse_file_grown_behind_the_cache_downloads_whole() {
     for args in modes() {
         let dir = Scratch::new("pipe-fuse-grow");
-        let (back, mnt, local) = (
-            dir.path().join("back"),
-            dir.path().join("mnt"),
-            dir.path().join("local"),
-        );
-        for d in [&back, &mnt, &local] {
-            std::fs::create_dir(d).unwrap();
-        }
-        let mut content = write_random_file(&back.join("f.bin"), 11, 300_000);
-        let mount = SshfsMount::new(&back, &mnt, dir.path());
-        // The kernel now caches the size; then the file grows elsewhere.
-        assert_eq!(std::fs::metadata(mnt.join("f.bin")).unwrap().len(), 300_000);
-        let more = pseudo_random(12, 100_000);
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(back.join("f.bin"))
-            .unwrap();
-        std::io::Write::write_all(&mut f, &more).unwrap();
-        content.extend_from_slice(&more);
-        // Past the kernel's attribute timeout (1 s by default) read(2) asks the file
-        // system for the size again; the page cache still ends at the old size.
-        std::thread::sleep(Duration::from_millis(1500));
+        let (mount, content) = grown_behind_the_mount(dir.path(), 11, false);
+        let (mnt, local) = (dir.path().join("mnt"), dir.path().join("local"));
+        std::fs::create_dir(&local).unwrap();
         let mut server = sftp_quote(&server_bin());
         for a in &args {
             server.push(' ');
@@ -135,23 +143,8 @@ fn pipeline_fuse_file_grown_behind_the_cache_downloads_whole() {
 fn pipeline_fuse_reads_past_the_cached_size() {
     for args in modes() {
         let dir = Scratch::new("pipe-fuse-raw");
-        let (back, mnt) = (dir.path().join("back"), dir.path().join("mnt"));
-        for d in [&back, &mnt] {
-            std::fs::create_dir(d).unwrap();
-        }
-        let mut content = write_random_file(&back.join("f.bin"), 13, 300_000);
-        let mount = SshfsMount::new(&back, &mnt, dir.path());
-        assert_eq!(std::fs::metadata(mnt.join("f.bin")).unwrap().len(), 300_000);
-        // Pages of the old size in the kernel's cache.
-        assert_eq!(std::fs::read(mnt.join("f.bin")).unwrap().len(), 300_000);
-        let more = pseudo_random(14, 100_000);
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(back.join("f.bin"))
-            .unwrap();
-        std::io::Write::write_all(&mut f, &more).unwrap();
-        content.extend_from_slice(&more);
-        std::thread::sleep(Duration::from_millis(1500));
+        let (mount, content) = grown_behind_the_mount(dir.path(), 13, true);
+        let mnt = dir.path().join("mnt");
         let mut s = super::start(&mnt, &args);
         let h = s.handle(crate::support::raw::Request::Open {
             path: b"f.bin",

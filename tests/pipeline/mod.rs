@@ -344,34 +344,20 @@ fn pipeline_every_request_between_large_reads() {
 /// the server starts by default: `--zero-copy-reads` gives this up (README says so).
 #[test]
 fn pipeline_unread_replies_survive_truncation_by_another_process() {
-    for args in [Vec::<&str>::new()] {
-        let dir = Scratch::new("pipe-trunc-other");
-        let content = file(dir.path(), "f", 4 * READ_LEN as usize);
-        let mut s = start(dir.path(), &args);
-        let h = s.handle(Request::Open {
-            path: b"f",
-            pflags: SSH_FXF_READ,
-            attrs: Attrs::none(),
-        });
-        let mut ids = Vec::new();
-        for i in 0..4u64 {
-            ids.push(s.c.send(&Request::Read {
-                handle: &h,
-                offset: i * READ_LEN as u64,
-                len: READ_LEN,
-            }));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.path().join("f"))
-            .unwrap()
-            .set_len(100)
-            .unwrap();
-        check_reads_after_truncation(&mut s, &ids, &content, 100);
-        s.close(&h);
-        s.finish();
-    }
+    let dir = Scratch::new("pipe-trunc-other");
+    let content = file(dir.path(), "f", 4 * READ_LEN as usize);
+    let mut s = start(dir.path(), &[]);
+    let (h, ids) = open_and_send_reads(&mut s, b"f", 4);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("f"))
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    check_reads_after_truncation(&mut s, &ids, &content, 100);
+    s.close(&h);
+    s.finish();
 }
 
 /// The session's own SETSTAT of a size behind READs whose replies the client takes
@@ -382,19 +368,7 @@ fn pipeline_unread_replies_survive_the_sessions_own_truncation() {
         let dir = Scratch::new("pipe-trunc-own");
         let content = file(dir.path(), "f", 4 * READ_LEN as usize);
         let mut s = start(dir.path(), &args);
-        let h = s.handle(Request::Open {
-            path: b"f",
-            pflags: SSH_FXF_READ,
-            attrs: Attrs::none(),
-        });
-        let mut ids = Vec::new();
-        for i in 0..4u64 {
-            ids.push(s.c.send(&Request::Read {
-                handle: &h,
-                offset: i * READ_LEN as u64,
-                len: READ_LEN,
-            }));
-        }
+        let (h, ids) = open_and_send_reads(&mut s, b"f", 4);
         let trunc = s.c.send(&Request::Setstat {
             path: b"f",
             attrs: Attrs::none().with_size(100),
@@ -408,6 +382,26 @@ fn pipeline_unread_replies_survive_the_sessions_own_truncation() {
         s.close(&h);
         s.finish();
     }
+}
+
+/// Opens `name` for reading and sends `n` READs of 64 KiB from its start without
+/// reading their replies: the handle and the READs' ids.
+fn open_and_send_reads(s: &mut Session, name: &[u8], n: u64) -> (Vec<u8>, Vec<u32>) {
+    let h = s.handle(Request::Open {
+        path: name,
+        pflags: SSH_FXF_READ,
+        attrs: Attrs::none(),
+    });
+    let ids = (0..n)
+        .map(|i| {
+            s.c.send(&Request::Read {
+                handle: &h,
+                offset: i * READ_LEN as u64,
+                len: READ_LEN,
+            })
+        })
+        .collect();
+    (h, ids)
 }
 
 /// Reads the replies to READs of 64 KiB at offsets 0, 64 Ki, ...: each is the file's
