@@ -106,8 +106,7 @@ impl Out {
         offset: i64,
         max: usize,
     ) -> Result<usize, Errno> {
-        let start = self.begin(SSH_FXP_DATA, id);
-        self.buf.put_u32(0);
+        let start = self.begin_data(id);
         match self.read_into(fd, offset, max) {
             Ok(n) if n > 0 => {
                 patch_data_len(&mut self.buf, start, 0);
@@ -118,6 +117,13 @@ impl Out {
                 other
             }
         }
+    }
+
+    /// Starts a DATA reply whose lengths [`patch_data_len`] writes once the data is in.
+    fn begin_data(&mut self, id: u32) -> usize {
+        let start = self.begin(SSH_FXP_DATA, id);
+        self.buf.put_u32(0);
+        start
     }
 
     /// Appends at most `max` bytes of `fd` from `offset` to the buffer (one pread(2),
@@ -186,8 +192,7 @@ impl Out {
         if n == 0 {
             return self.data(id, fd, offset, max);
         }
-        let start = self.begin(SSH_FXP_DATA, id);
-        self.buf.put_u32(0);
+        let start = self.begin_data(id);
         self.spliced.push((self.buf.len(), n));
         self.in_pipe += pages(pipe_page, offset, n);
         // What the splice did not bring, as pread sees it; an error there leaves a

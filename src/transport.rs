@@ -30,10 +30,6 @@ impl Transport {
         }
     }
 
-    pub fn fd(&self) -> BorrowedFd<'static> {
-        self.to
-    }
-
     /// Sends every pending reply and empties `out`.
     pub fn send(&mut self, out: &mut Out) -> Result<(), Errno> {
         let mut result = Ok(());

@@ -15,8 +15,8 @@ use nix::unistd::{fchown, ftruncate};
 use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
 
 /// With `--zero-copy-reads`, READs of at least this many bytes go from the file to
-/// the client through a pipe; below it, the copy costs less than the extra system calls (measured with
-/// `cargo bench --bench compare -- --only read`).
+/// the client through a pipe; below it, the copy costs less than the extra system
+/// calls (measured with `cargo bench --bench compare -- --only read`).
 const SPLICE_FROM: usize = 16 * 1024;
 
 /// OPEN's `pflags` as `open(2)` flags, as OpenSSH maps them.

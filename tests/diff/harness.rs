@@ -297,22 +297,7 @@ impl Side {
             out.extend(barrier);
             let _ = client.try_send_raw(&out);
         }
-        let end = loop {
-            match client.recv() {
-                Ok(Reply::Status {
-                    id: BARRIER_ID,
-                    code: SSH_FX_OP_UNSUPPORTED,
-                    ..
-                }) => break End::Alive,
-                Ok(r) => replies.push(r),
-                Err(RecvError::Eof) => break End::Exited(None),
-                Err(RecvError::Truncated) => break End::Broken("truncated packet".into()),
-                Err(RecvError::Timeout) if unknown => break End::Silent,
-                Err(RecvError::Timeout) => break End::Timeout,
-                Err(RecvError::Malformed(m)) => break End::Broken(m),
-                Err(RecvError::Io(e)) => break End::Broken(e.to_string()),
-            }
-        };
+        let end = until_barrier(client, unknown, replies);
         match end {
             End::Alive | End::Timeout => end,
             End::Silent => {
@@ -376,21 +361,7 @@ impl Side {
                 );
                 client.set_timeout(REPLY_TIMEOUT);
                 let _ = client.try_send_raw(&bytes);
-                loop {
-                    match client.recv() {
-                        Ok(Reply::Status {
-                            id: BARRIER_ID,
-                            code: SSH_FX_OP_UNSUPPORTED,
-                            ..
-                        }) => break End::Alive,
-                        Ok(r) => replies.push(r),
-                        Err(RecvError::Eof) => break End::Exited(None),
-                        Err(RecvError::Truncated) => break End::Broken("truncated packet".into()),
-                        Err(RecvError::Timeout) => break End::Timeout,
-                        Err(RecvError::Malformed(m)) => break End::Broken(m),
-                        Err(RecvError::Io(e)) => break End::Broken(e.to_string()),
-                    }
-                }
+                until_barrier(client, false, &mut replies)
             }
         };
         let end = match end {
@@ -404,7 +375,7 @@ impl Side {
         // Replies must come in the order of the requests: each step takes those
         // with its id up to the first with another id.
         let mut rest = replies.into_iter().peekable();
-        let outcomes = steps
+        let mut outcomes: Vec<Outcome> = steps
             .iter()
             .enumerate()
             .map(|(i, step)| {
@@ -420,7 +391,6 @@ impl Side {
             })
             .collect();
         let stray: Vec<Reply> = rest.collect();
-        let mut outcomes: Vec<Outcome> = outcomes;
         if !stray.is_empty()
             && let Some(last) = outcomes.last_mut()
         {
@@ -449,6 +419,27 @@ impl Side {
                 self.live.remove(&bytes);
             }
             _ => {}
+        }
+    }
+}
+
+/// Reads replies into `replies` until the barrier's answer; how the server ended up.
+/// After a packet of an `unknown` type, a silence means it ignores the rest.
+fn until_barrier(client: &mut Client, unknown: bool, replies: &mut Vec<Reply>) -> End {
+    loop {
+        match client.recv() {
+            Ok(Reply::Status {
+                id: BARRIER_ID,
+                code: SSH_FX_OP_UNSUPPORTED,
+                ..
+            }) => return End::Alive,
+            Ok(r) => replies.push(r),
+            Err(RecvError::Eof) => return End::Exited(None),
+            Err(RecvError::Truncated) => return End::Broken("truncated packet".into()),
+            Err(RecvError::Timeout) if unknown => return End::Silent,
+            Err(RecvError::Timeout) => return End::Timeout,
+            Err(RecvError::Malformed(m)) => return End::Broken(m),
+            Err(RecvError::Io(e)) => return End::Broken(e.to_string()),
         }
     }
 }
