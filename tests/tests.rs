@@ -22,3 +22,4 @@ mod pipeline;
 mod props;
 mod proto;
 mod sshd;
+mod storage;

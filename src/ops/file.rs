@@ -336,12 +336,12 @@ pub fn copy_data(
         if use_cfr {
             let (mut so, mut doff) = (src_off, dst_off);
             match nix::fcntl::copy_file_range(src, Some(&mut so), dst, Some(&mut doff), chunk) {
-                Ok(0) => {
-                    // At the end of the source copy_file_range reads nothing, where
-                    // OpenSSH's read(2) would still mark the file accessed: so does this.
-                    let _ = nix::sys::uio::pread(src, &mut [0u8; 1], src_off);
-                    break;
-                }
+                // Nothing copied is not proof of the source's end: a file system's
+                // own copy (FUSE, NFS) may stop early, and the kernel's page-cache
+                // copy stops at a cached size that the file has outgrown. pread(2)
+                // decides, as OpenSSH's read(2) loop would (and marks the file
+                // accessed as that read does).
+                Ok(0) => use_cfr = false,
                 Ok(n) => {
                     src_off += n as i64;
                     dst_off += n as i64;

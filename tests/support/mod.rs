@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod content;
+pub mod faultfs;
 pub mod procs;
 
 use std::os::unix::net::UnixStream;
