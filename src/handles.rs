@@ -16,6 +16,9 @@ pub enum Object {
     },
     Dir {
         entries: OwningIter,
+        /// An error met after the entries already sent in a reply: the answer to the
+        /// next READDIR, so that a listing that failed never ends as if complete.
+        failed: Option<nix::errno::Errno>,
     },
 }
 
@@ -43,7 +46,10 @@ impl Handle {
 
     pub fn dir(entries: OwningIter, path: &[u8]) -> Handle {
         Handle {
-            object: Object::Dir { entries },
+            object: Object::Dir {
+                entries,
+                failed: None,
+            },
             path: path.to_vec(),
             bytes_read: 0,
             bytes_written: 0,

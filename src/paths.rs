@@ -264,6 +264,8 @@ struct Root {
     strayed: Cell<bool>,
     /// The current request has been handed the kept directory.
     handed: Cell<bool>,
+    /// The current request has been handed a directory kept from before it began.
+    reused: Cell<bool>,
 }
 
 /// A kept parent directory.
@@ -317,6 +319,7 @@ impl Paths {
                 parent: RefCell::new(None),
                 strayed: Cell::new(false),
                 handed: Cell::new(false),
+                reused: Cell::new(false),
             }),
         }
     }
@@ -486,7 +489,23 @@ impl Paths {
         if let Some(root) = &self.root {
             root.strayed.set(false);
             root.handed.set(false);
+            root.reused.set(false);
         }
+    }
+
+    /// Whether a parent directory is kept from the requests before.
+    pub fn keeps_parent(&self) -> bool {
+        self.root
+            .as_ref()
+            .is_some_and(|r| r.parent.borrow().is_some())
+    }
+
+    /// Whether the current request acted through a directory kept from an earlier
+    /// one. On shared storage another host may have replaced that directory since
+    /// (NFS then answers ESTALE through the old descriptor), where resolving the path
+    /// afresh finds the new one: the server forgets it and runs the request again.
+    pub fn reused_kept(&self) -> bool {
+        self.root.as_ref().is_some_and(|r| r.reused.get())
     }
 
     /// After a request that may have renamed or removed something: the kept
@@ -621,6 +640,9 @@ impl Root {
         if let Some(kept) = &*self.parent.borrow()
             && kept.path == path
         {
+            if !self.handed.get() {
+                self.reused.set(true);
+            }
             self.handed.set(true);
             return Ok(Rc::clone(&kept.fd));
         }

@@ -15,6 +15,7 @@ use crate::status::{Status, StatusCode};
 use crate::transport::Transport;
 use crate::wire::{self, Request};
 use crate::{logit, trace};
+use nix::errno::Errno;
 
 /// What the event loop does after a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +129,20 @@ impl Session {
         let changes = request.op().is_some_and(|op| op.info().writes);
         self.paths.begin();
         let mark = out.mark();
-        let result = self.dispatch(request, out);
+        let again = self.paths.keeps_parent().then(|| request.clone());
+        let mut result = self.dispatch(request, out);
+        // ESTALE through a directory kept from an earlier request: that directory was
+        // replaced (on another host); the failed call changed nothing, and the request
+        // resolved afresh gets the answer a plain path lookup gives.
+        if let (Some(request), Err(status)) = (again, &result)
+            && status.errno == Some(Errno::ESTALE)
+            && self.paths.reused_kept()
+        {
+            self.paths.forget();
+            out.rollback(mark);
+            self.paths.begin();
+            result = self.dispatch(request, out);
+        }
         if changes {
             self.paths.changed();
         }

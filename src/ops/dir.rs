@@ -51,7 +51,9 @@ pub fn opendir(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult
 
 /// The next batch of entries, with `.` and `..`, each with its attributes (of the
 /// entry itself, not a symlink's target) and its `ls -l` long name. Entries that
-/// vanish between the listing and the stat are skipped. EOF once the listing is done.
+/// vanish between the listing and the stat are skipped; any other error ends the
+/// listing with that error (at once, or at the next READDIR when entries are already
+/// in the reply). EOF once the listing is done.
 pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResult {
     let Session {
         handles,
@@ -60,12 +62,15 @@ pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResu
         ..
     } = s;
     let Some(Handle {
-        object: Object::Dir { entries },
+        object: Object::Dir { entries, failed },
         ..
     }) = handles.get_mut(handle)
     else {
         return Err(Status::FAILURE);
     };
+    if let Some(e) = failed.take() {
+        return Err(e.into());
+    }
     let now = now();
     let mut list = out.names(id);
     while list.size(out) + MAX_ENTRY <= REPLY_BUDGET {
@@ -76,6 +81,7 @@ pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResu
                     list.abandon(out);
                     return Err(e.into());
                 }
+                *failed = Some(e);
                 break;
             }
             None => break,
@@ -89,8 +95,22 @@ pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResu
         } else {
             fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
         };
-        let Ok(st) = st else {
-            continue;
+        let st = match st {
+            Ok(st) => st,
+            // Removed since the directory was read: not part of the listing. Without
+            // search permission on the directory no entry can be looked at: listed
+            // as OpenSSH lists it, without them.
+            Err(Errno::ENOENT | Errno::EACCES) => continue,
+            // Storage that fails (EIO, ESTALE): the listing fails rather than leave
+            // the entry out unseen. OpenSSH skips it.
+            Err(e) if list.count() == 0 => {
+                list.abandon(out);
+                return Err(e.into());
+            }
+            Err(e) => {
+                *failed = Some(e);
+                break;
+            }
         };
         list.push(
             out,

@@ -324,6 +324,41 @@ fn stale_lookup_is_an_error() {
     r.still_serving();
 }
 
+/// Under `--root` the server keeps the last parent directory it resolved for the
+/// requests it read together. Another host replaces that directory (`rm -r`, `mkdir`)
+/// between two of them: the second must find the new directory, as a fresh path
+/// resolution does, not fail with the kept descriptor's ESTALE.
+#[test]
+fn directory_replaced_by_another_host_between_pipelined_requests() {
+    if testing_openssh() {
+        return; // --root is ours alone
+    }
+    let scratch = Scratch::new("fs-kept-parent");
+    let fs = FaultFs::mount(&scratch.path().join("fuse"), Options::default());
+    fs.mkdir("d");
+    fs.put("d/x", b"x");
+    fs.put("d/y", b"old y");
+    let root = scratch.path().to_str().unwrap();
+    let mut s = Session::init(Spawn::new(scratch.path()).args(&["--root", root]).start());
+    fs.hang(Op::Lookup, "x");
+    let mut both = Request::Lstat { path: b"/fuse/d/x" }.encode(1);
+    both.extend(Request::Lstat { path: b"/fuse/d/y" }.encode(2));
+    s.c.send_raw(&both);
+    assert!(
+        fs.wait_hanging(Duration::from_secs(10)),
+        "first LSTAT in the daemon"
+    );
+    fs.replace_dir("d");
+    fs.put("d/y", b"the new y");
+    fs.heal();
+    let first = s.c.recv().expect("first reply");
+    assert_eq!(first.id(), Some(1));
+    match s.c.recv().expect("second reply") {
+        Reply::Attrs { id: 2, attrs } => assert_eq!(attrs.size, 9, "the new d/y"),
+        other => panic!("LSTAT of d/y in the replaced directory: {other:?}"),
+    }
+}
+
 /// Reads every READDIR reply of `dir` until a status; returns the names and it.
 fn list(s: &mut Session, dir: &[u8]) -> (Vec<Vec<u8>>, Reply) {
     let h = s.handle(Request::Opendir { path: dir });
@@ -339,10 +374,11 @@ fn list(s: &mut Session, dir: &[u8]) -> (Vec<Vec<u8>>, Reply) {
     }
 }
 
-/// A listing whose directory read fails ends with the error, not with EOF: a client
-/// must not take a failed listing for an empty or complete one. OpenSSH's server
-/// ends it with EOF (readdir(3) returning NULL is all it looks at): a named
-/// difference.
+/// A listing whose directory read fails, or one of whose entries cannot be looked at
+/// (lstat fails with EIO), ends with the error, not with EOF: a client must not take
+/// a failed listing for an empty or complete one. OpenSSH's server ends it with EOF
+/// (readdir(3) returning NULL is all it looks at) and leaves such an entry out: a
+/// named difference.
 #[test]
 fn failed_listing_ends_with_the_error() {
     let mut r = Rig::new("fs-readdir", Options::default(), &[]);
@@ -351,9 +387,15 @@ fn failed_listing_ends_with_the_error() {
     for i in 0..600 {
         r.fs.put(&format!("big/entry-with-a-longish-name-{i:04}"), b"");
     }
+    // An entry whose attributes cannot be read (lstat fails with EIO).
+    r.fs.mkdir("s");
+    for name in ["a", "bad", "c"] {
+        r.fs.put(&format!("s/{name}"), b"");
+    }
+    r.fs.fail(Op::Lookup, "bad", Errno::EIO as i32);
     r.fs.fail(Op::Readdir, "d", Errno::EIO as i32);
     r.fs.fail_after(Op::Readdir, "big", Errno::EIO as i32, 1);
-    for dir in ["fuse/d", "fuse/big"] {
+    for dir in ["fuse/d", "fuse/big", "fuse/s"] {
         let (names, end) = list(&mut r.s, dir.as_bytes());
         if testing_openssh() {
             // Named difference: OpenSSH ends a failed listing with EOF.
@@ -362,12 +404,34 @@ fn failed_listing_ends_with_the_error() {
             assert_failed_with(&end, Errno::EIO);
         }
         assert!(names.len() < 602, "{dir}: a failed listing is not complete");
+        assert!(
+            !names.iter().any(|n| n == b"bad"),
+            "{dir}: an entry without attributes"
+        );
     }
     r.still_serving();
     r.fs.heal();
     let (names, end) = list(&mut r.s, b"fuse/big");
     assert_status(&end, SSH_FX_EOF);
     assert_eq!(names.len(), 602, "the whole listing after heal");
+}
+
+#[test]
+fn sftp_ls_of_a_failed_listing_fails() {
+    let ws = Workspace::new("fs-ls");
+    let fs = FaultFs::mount(&ws.remote.join("fuse"), Options::default());
+    fs.mkdir("d");
+    fs.put("d/file", b"");
+    fs.fail(Op::Readdir, "d", Errno::EIO as i32);
+    let batch = Batch::new().cmd("ls -l fuse/d");
+    if testing_openssh() {
+        // Named difference: OpenSSH's server answers EOF, and sftp lists nothing.
+        let run = ws.direct().run(&batch).ok();
+        assert_eq!(run.output_of("ls -l fuse/d"), "", "{run}");
+    } else {
+        let run = ws.direct().run(&batch).failed();
+        assert!(run.stderr.contains("Couldn't read directory"), "{run}");
+    }
 }
 
 // ---------------------------------------------------------------------------
