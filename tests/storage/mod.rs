@@ -201,6 +201,54 @@ fn file_grown_behind_the_cache_reads_on() {
     }
 }
 
+/// Many READs in flight over reads that come back short and then fail: each reply is
+/// the bytes at its offset or the error, never EOF before the end of the file.
+#[test]
+fn pipelined_reads_over_failing_storage() {
+    let mut r = Rig::new(
+        "fs-pipe-read",
+        Options {
+            direct_io: true,
+            ..Options::default()
+        },
+        &[],
+    );
+    let content = pseudo_random(12, 2 << 20);
+    r.fs.put("f", &content);
+    r.fs.short_reads(20_000);
+    r.fs.fail_after(Op::Read, "f", Errno::EIO as i32, 20);
+    let h = r.open("fuse/f", SSH_FXF_READ);
+    let sent: Vec<(u32, usize)> = (0..64)
+        .map(|i| {
+            let offset = i * 32768;
+            let id = r.s.c.send(&Request::Read {
+                handle: &h,
+                offset: offset as u64,
+                len: 32768,
+            });
+            (id, offset)
+        })
+        .collect();
+    let (mut data, mut failed) = (0, 0);
+    for (id, offset) in sent {
+        let reply = r.s.c.recv().expect("READ reply");
+        assert_eq!(reply.id(), Some(id), "replies in request order");
+        match reply {
+            Reply::Data { data: d, .. } => {
+                assert!(!d.is_empty() && d.len() <= 20_000, "short read at {offset}");
+                assert_same_bytes(&d, &content[offset..offset + d.len()], "READ in flight");
+                data += 1;
+            }
+            other => {
+                assert_failed_with(&other, Errno::EIO);
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!((data, failed), (20, 44), "reads served, then failed");
+    r.still_serving();
+}
+
 // ---------------------------------------------------------------------------
 // Writes, fsync and close
 
@@ -233,6 +281,45 @@ fn failed_write_is_an_error_and_acknowledged_writes_are_kept() {
             "acknowledged writes in the store",
         );
     }
+}
+
+/// Many WRITEs in flight when the quota runs out: every one acknowledged is in the
+/// store at its offset; none after it is.
+#[test]
+fn pipelined_writes_over_failing_storage() {
+    let mut r = Rig::new("fs-pipe-write", Options::default(), &[]);
+    r.fs.fail_after(Op::Write, "up", Errno::EDQUOT as i32, 10);
+    let h = r.open("fuse/up", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC);
+    let content = pseudo_random(13, 64 * 16 * KIB);
+    let ids: Vec<u32> = content
+        .chunks(16 * KIB)
+        .enumerate()
+        .map(|(i, chunk)| {
+            r.s.c.send(&Request::Write {
+                handle: &h,
+                offset: (i * 16 * KIB) as u64,
+                data: chunk,
+            })
+        })
+        .collect();
+    let mut acked = 0;
+    for id in ids {
+        let reply = r.s.c.recv().expect("WRITE reply");
+        assert_eq!(reply.id(), Some(id));
+        match reply {
+            Reply::Status {
+                code: SSH_FX_OK, ..
+            } => acked += 1,
+            other => assert_failed_with(&other, Errno::EDQUOT),
+        }
+    }
+    assert_eq!(acked, 10, "writes acknowledged before the quota ran out");
+    r.s.close(&h);
+    assert_same_bytes(
+        &r.fs.content("up").unwrap(),
+        &content[..acked * 16 * KIB],
+        "acknowledged writes in the store",
+    );
 }
 
 /// Write-back that fails at close, as NFS reports it: every WRITE was acknowledged,
