@@ -19,9 +19,10 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 /// by size instead takes fewer round trips for a long listing, and 32 KiB stays below
 /// the smallest packet limit SFTP clients have been seen to enforce (40,000 bytes).
 const REPLY_BUDGET: usize = 32 * 1024;
-/// The largest one entry can be: a 255-byte name, a long name (OpenSSH caps it at
-/// 1023 bytes), full attributes and the length fields.
-const MAX_ENTRY: usize = 4 + 255 + 4 + 1023 + 32;
+/// The largest one entry can be: a name as long as any Linux file system allows one
+/// (FUSE: 1,024 bytes, where local disks stop at 255), a long name (OpenSSH caps it
+/// at 1023 bytes), full attributes and the length fields.
+const MAX_ENTRY: usize = 4 + 1024 + 4 + 1023 + 32;
 
 pub fn opendir(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
     logit!(Info, "opendir \"{}\"", Bytes(path));

@@ -159,17 +159,21 @@ fn sftp_get_over_short_reads_is_whole() {
     );
 }
 
+/// How the server under test can answer READ: by default, and (ours) splicing.
+fn read_modes() -> &'static [&'static [&'static str]] {
+    if testing_openssh() {
+        &[&[]]
+    } else {
+        &[&[], &["--zero-copy-reads"]]
+    }
+}
+
 /// A file that grew behind the kernel's cached size: READ past the old size finds
 /// the new bytes, as read(2) does (it asks the file system for the size), with and
 /// without `--zero-copy-reads` (where a splice stops at the cached size).
 #[test]
 fn file_grown_behind_the_cache_reads_on() {
-    let modes: &[&[&str]] = if testing_openssh() {
-        &[&[]]
-    } else {
-        &[&[], &["--zero-copy-reads"]]
-    };
-    for args in modes {
+    for args in read_modes() {
         let mut r = Rig::new("fs-grown", Options::default(), args);
         let content = pseudo_random(4, 64 * KIB);
         r.fs.put("f", &content[..10_000]);
@@ -247,6 +251,53 @@ fn pipelined_reads_over_failing_storage() {
     }
     assert_eq!((data, failed), (20, 44), "reads served, then failed");
     r.still_serving();
+}
+
+/// A file that shrank behind the kernel's cache (another host truncated it): each
+/// READ answers what read(2) on the same file answers at that moment, whether the
+/// kernel rechecks the size on every read (FUSE_AUTO_INVAL_DATA) or trusts its cache.
+#[test]
+fn file_shrunk_behind_the_cache_reads_as_read_does() {
+    use std::os::unix::fs::FileExt;
+    for (auto_inval_data, args) in [false, true]
+        .into_iter()
+        .flat_map(|a| read_modes().iter().map(move |m| (a, *m)))
+    {
+        let options = Options {
+            auto_inval_data,
+            ..Options::default()
+        };
+        let mut r = Rig::new("fs-shrunk", options, args);
+        let content = pseudo_random(14, 64 * KIB);
+        r.fs.put("f", &content);
+        // The test's own descriptor, opened first: opening a FUSE file drops its
+        // cached pages, which must not happen between the two reads compared.
+        let mine = std::fs::File::open(r.fs.path.join("f")).unwrap();
+        let h = r.open("fuse/f", SSH_FXF_READ);
+        assert_same_bytes(&r.s.read(&h, 0, 65536), &content[..65536], "cached");
+        r.fs.put("f", &content[..5000]);
+        for offset in [10_000u64, 2000] {
+            let reply = r.s.call(Request::Read {
+                handle: &h,
+                offset,
+                len: 4096,
+            });
+            let mut buf = vec![0u8; 4096];
+            let n = mine.read_at(&mut buf, offset).unwrap();
+            match reply {
+                Reply::Data { data, .. } => assert_same_bytes(
+                    &data,
+                    &buf[..n],
+                    &format!("{args:?}, auto_inval_data {auto_inval_data}: READ at {offset}"),
+                ),
+                other => {
+                    assert_status(&other, SSH_FX_EOF);
+                    assert_eq!(n, 0, "EOF where read(2) found {n} bytes at {offset}");
+                }
+            }
+        }
+        r.s.close(&h);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -501,6 +552,49 @@ fn failed_listing_ends_with_the_error() {
     let (names, end) = list(&mut r.s, b"fuse/big");
     assert_status(&end, SSH_FX_EOF);
     assert_eq!(names.len(), 602, "the whole listing after heal");
+}
+
+/// FUSE lets a name be 1,024 bytes, four times a local disk's: READDIR replies still
+/// stay within the 32 KiB they promise (below the 40,000 bytes some clients take at
+/// most), and every entry comes once. OpenSSH sends 100 entries a reply, whatever
+/// their size: a named difference.
+#[test]
+fn listing_of_long_names_stays_within_the_reply_budget() {
+    let mut r = Rig::new("fs-longnames", Options::default(), &[]);
+    r.fs.mkdir("d");
+    let names: Vec<String> = (0..120)
+        .map(|i| format!("{i:04}{}", "n".repeat(1020)))
+        .collect();
+    for n in &names {
+        r.fs.put(&format!("d/{n}"), b"");
+    }
+    let h = r.s.handle(Request::Opendir { path: b"fuse/d" });
+    let mut seen = Vec::new();
+    loop {
+        r.s.c.send(&Request::Readdir { handle: &h });
+        let packet = r.s.c.recv_packet().expect("READDIR reply");
+        match Reply::decode(&packet).expect("reply") {
+            Reply::Name { entries, .. } => {
+                if !testing_openssh() {
+                    assert!(
+                        packet.len() <= 32 * KIB,
+                        "a reply of {} bytes",
+                        packet.len()
+                    );
+                }
+                seen.extend(entries.into_iter().map(|e| e.name));
+            }
+            end => {
+                assert_status(&end, SSH_FX_EOF);
+                break;
+            }
+        }
+    }
+    r.s.close(&h);
+    seen.retain(|n| n != b"." && n != b"..");
+    seen.sort();
+    let want: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
+    assert_eq!(seen, want, "every entry once");
 }
 
 #[test]

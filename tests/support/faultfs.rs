@@ -67,6 +67,9 @@ pub struct Options {
     /// Writes are acknowledged at once and kept only when a flush (close) or fsync
     /// succeeds; a failed flush loses them, as a failed NFS write-back does.
     pub write_back: bool,
+    /// FUSE_AUTO_INVAL_DATA, as libfuse 3 file systems (sshfs, s3fs) ask for: the
+    /// kernel checks the size and mtime on every read and drops stale cached pages.
+    pub auto_inval_data: bool,
 }
 
 struct Fault {
@@ -509,6 +512,13 @@ macro_rules! answer {
 }
 
 impl Filesystem for Fs {
+    fn init(&mut self, _: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        if self.0.lock().options.auto_inval_data {
+            let _ = config.add_capabilities(fuser::InitFlags::FUSE_AUTO_INVAL_DATA);
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let st = answer!(reply, self.begin(Op::Lookup, parent.0, Some(name)));
         match st.child(parent.0, name) {
