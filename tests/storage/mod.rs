@@ -707,6 +707,29 @@ fn dead_daemon_between_requests_is_an_error() {
     r.still_serving();
 }
 
+/// OpenSSH's sftp downloading from a mount whose daemon dies mid-transfer: the
+/// download fails with an error, and nothing hangs.
+#[test]
+fn sftp_get_from_a_dying_daemon_fails() {
+    let ws = Workspace::new("fs-dying-get");
+    let fs = FaultFs::mount(&ws.remote.join("fuse"), Options::default());
+    fs.put("f", &pseudo_random(15, 4 << 20));
+    fs.hang_after(Op::Read, "f", 8);
+    let client = ws.direct().limit(Duration::from_secs(60));
+    let dest = ws.local.join("got");
+    let batch = Batch::new().cmd(format!("get fuse/f {}", sftp_quote(&dest)));
+    std::thread::scope(|t| {
+        let run = t.spawn(|| client.run(&batch));
+        assert!(
+            fs.wait_hanging(Duration::from_secs(20)),
+            "a READ in the daemon"
+        );
+        fs.abort();
+        let run = run.join().unwrap().failed();
+        assert!(run.stderr.contains("Failure"), "sftp's report: {run}");
+    });
+}
+
 #[test]
 fn daemon_dying_during_a_read_is_an_error() {
     let mut r = Rig::new("fs-dying", Options::default(), &[]);

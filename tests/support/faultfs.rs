@@ -108,8 +108,9 @@ struct State {
     short_reads: Option<u32>,
     copy: CopyRange,
     calls: HashMap<Op, u64>,
-    /// A request that waits (holding the daemon) until released or aborted.
-    hang: Option<(Op, Vec<u8>)>,
+    /// A request that waits (holding the daemon) until released or aborted, after
+    /// so many such requests have passed.
+    hang: Option<(Op, Vec<u8>, u32)>,
     hanging: bool,
 }
 
@@ -293,7 +294,12 @@ impl FaultFs {
     /// The next `op` on `name` waits inside the daemon (which then answers nothing
     /// else) until `heal` or `abort`.
     pub fn hang(&self, op: Op, name: &str) {
-        self.lock().hang = Some((op, name.as_bytes().to_vec()));
+        self.hang_after(op, name, 0);
+    }
+
+    /// As `hang`, after `pass` such requests have been answered.
+    pub fn hang_after(&self, op: Op, name: &str, pass: u32) {
+        self.lock().hang = Some((op, name.as_bytes().to_vec(), pass));
     }
 
     /// Waits until a request hangs; false after `limit`.
@@ -462,10 +468,10 @@ impl Fs {
             Some(n) => n.as_bytes().to_vec(),
             None => st.name_of(ino),
         };
-        if st
-            .hang
-            .as_ref()
-            .is_some_and(|(o, n)| *o == op && *n == name)
+        if let Some((o, n, pass)) = &mut st.hang
+            && *o == op
+            && *n == name
+            && std::mem::replace(pass, pass.saturating_sub(1)) == 0
         {
             st.hanging = true;
             self.0.wake.notify_all();
