@@ -47,6 +47,14 @@ use std::rc::Rc;
 /// kernel's own limit.
 const MAX_SYMLINKS: usize = 40;
 
+/// The size of OpenSSH's path buffers (and the kernel's limit on a path given to
+/// a system call, its NUL included).
+const PATH_MAX: usize = 4096;
+
+/// How many symbolic links REALPATH follows: OpenSSH's `sftp_realpath` gives up
+/// at the next one (its `symlinks++ > SYMLOOP_MAX`, 32).
+const REALPATH_SYMLINKS: usize = 33;
+
 /// How often an openat2 that reports a concurrent rename (EAGAIN) is tried again
 /// before the component walk takes over.
 const EAGAIN_RETRIES: usize = 16;
@@ -550,65 +558,92 @@ impl Paths {
     /// error. Confined, the path is the one the client sees: symlinks are resolved as
     /// the kernel resolves them inside the root (an absolute target starts at the
     /// root), and `..` never climbs above `/`.
+    ///
+    /// It answers as OpenSSH's `sftp_realpath` does, limits included: that works in
+    /// buffers of PATH_MAX bytes, so a path (without its leading slash) of PATH_MAX
+    /// bytes or more, a result that would reach PATH_MAX, or a symlink target that
+    /// with what is left of the path would, is ENAMETOOLONG; and it gives up at the
+    /// 34th symlink. Confined, the lengths are those of the paths the client sees.
+    /// Each component is taken where it lies, so the work is linear in the path.
     pub fn canonical(&self, client: &[u8]) -> Result<Vec<u8>, Errno> {
-        let mut resolved: Vec<u8> = if client.starts_with(b"/") {
-            b"/".to_vec()
-        } else {
-            self.cwd()?
+        let (mut resolved, left) = match client.strip_prefix(b"/") {
+            Some(b"") => return Ok(b"/".to_vec()),
+            Some(rest) => (b"/".to_vec(), rest),
+            None if client.is_empty() => return Err(Errno::ENOENT),
+            None => (self.cwd()?, client),
         };
-        // What is left to resolve; symlink targets are spliced in front of it.
-        let mut left: Vec<u8> = client.to_vec();
+        if left.len() >= PATH_MAX || resolved.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        // What is left to resolve is `buf[at..]`, split at every slash (a trailing
+        // slash leaves an empty last component); a symlink's target is spliced in
+        // front of it. `None`: nothing is left.
+        let mut buf: Cow<[u8]> = Cow::Borrowed(left);
+        let mut next = Some(0);
         let mut links = 0;
-        while !left.is_empty() {
-            let (component, rest) = match left.iter().position(|&b| b == b'/') {
-                Some(i) => (left[..i].to_vec(), left[i + 1..].to_vec()),
-                None => (std::mem::take(&mut left), Vec::new()),
+        while let Some(at) = next {
+            let (end, after) = match buf[at..].iter().position(|&b| b == b'/') {
+                Some(i) => (at + i, Some(at + i + 1)),
+                None => (buf.len(), None),
             };
-            let last = !left.contains(&b'/');
-            left = rest;
-            match component.as_slice() {
+            next = after;
+            // OpenSSH appends the slash before it looks at the component.
+            if !resolved.ends_with(b"/") {
+                if resolved.len() + 1 >= PATH_MAX {
+                    return Err(Errno::ENAMETOOLONG);
+                }
+                resolved.push(b'/');
+            }
+            let component = &buf[at..end];
+            match component {
                 b"" | b"." => continue,
                 b".." => {
-                    pop_component(&mut resolved);
+                    if resolved.len() > 1 {
+                        resolved.pop();
+                        pop_component(&mut resolved);
+                    }
                     continue;
                 }
                 _ => {}
             }
-            let before = resolved.len();
-            if !resolved.ends_with(b"/") {
-                resolved.push(b'/');
+            resolved.extend_from_slice(component);
+            if resolved.len() >= PATH_MAX {
+                return Err(Errno::ENAMETOOLONG);
             }
-            resolved.extend_from_slice(&component);
-            let entry = self.resolve(&resolved)?;
-            let st = match entry.stat(false) {
-                Ok(st) => st,
-                Err(Errno::ENOENT) if last => return Ok(resolved),
-                Err(e) => return Err(e),
+            let entry = self.resolve(&resolved);
+            let st = entry.as_ref().map_err(|&e| e).and_then(|t| t.stat(false));
+            let entry = match (entry, st) {
+                (Ok(entry), Ok(st)) if is_symlink(&st) => entry,
+                (_, Ok(_)) => continue,
+                (_, Err(Errno::ENOENT)) if next.is_none() => return Ok(resolved),
+                (_, Err(e)) => return Err(e),
             };
-            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
-                continue;
-            }
             links += 1;
-            if links > MAX_SYMLINKS {
+            if links > REALPATH_SYMLINKS {
                 return Err(Errno::ELOOP);
             }
             let target = readlinkat(entry.dir(), entry.path())?;
             let target = target.as_bytes();
-            resolved.truncate(before);
             if target.starts_with(b"/") {
-                resolved = b"/".to_vec();
-            }
-            if resolved.is_empty() {
-                resolved.push(b'/');
+                resolved.truncate(1);
+            } else {
+                pop_component(&mut resolved);
             }
             let mut spliced = target.to_vec();
-            if !last {
+            if let Some(rest) = next {
                 if !spliced.ends_with(b"/") {
                     spliced.push(b'/');
                 }
-                spliced.extend_from_slice(&left);
+                spliced.extend_from_slice(&buf[rest..]);
+                if spliced.len() >= PATH_MAX {
+                    return Err(Errno::ENAMETOOLONG);
+                }
             }
-            left = spliced;
+            buf = Cow::Owned(spliced);
+            next = Some(0);
+        }
+        if resolved.len() > 1 && resolved.ends_with(b"/") {
+            resolved.pop();
         }
         Ok(resolved)
     }
@@ -762,26 +797,33 @@ fn reopen(root: BorrowedFd<'_>, names: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
 /// the directory before, kept as a list of names, never above the root. No component
 /// is ever resolved by the kernel on its own, so none can lead outside.
 fn walk(root: BorrowedFd<'_>, path: &[u8], flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
+    // openat2 takes no longer path either.
+    if path.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
     let flags = flags | OFlag::O_CLOEXEC;
     let mut names: Vec<Vec<u8>> = Vec::new();
     let mut dir = root_dir(root)?;
+    // What is left to resolve is `left[at..]`: each component is taken where it
+    // lies, and only a symlink (at most MAX_SYMLINKS) copies what follows it.
     let mut left: Vec<u8> = path.to_vec();
     // A trailing slash asks for a directory, following a final symlink: as `/.`.
     if left.ends_with(b"/") {
         left.push(b'.');
     }
+    let mut at = 0;
     let mut links = 0;
     loop {
-        while left.first() == Some(&b'/') {
-            left.remove(0);
+        while left.get(at) == Some(&b'/') {
+            at += 1;
         }
-        let (name, rest) = match left.iter().position(|&b| b == b'/') {
-            Some(i) => (left[..i].to_vec(), left[i..].to_vec()),
-            None => (std::mem::take(&mut left), Vec::new()),
-        };
-        let last = rest.iter().all(|&b| b == b'/');
-        left = rest;
-        let name: &[u8] = match name.as_slice() {
+        let start = at;
+        at = left[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(left.len(), |i| start + i);
+        let last = left[at..].iter().all(|&b| b == b'/');
+        let name: &[u8] = match &left[start..at] {
             b"" | b"." if !last => continue,
             b"" | b"." => b".",
             b".." => {
@@ -855,11 +897,12 @@ fn walk(root: BorrowedFd<'_>, path: &[u8], flags: OFlag, mode: Mode) -> Result<O
                 dir = root_dir(root)?;
             }
             let mut spliced = target.to_vec();
-            spliced.extend_from_slice(&left);
+            spliced.extend_from_slice(&left[at..]);
             if last && spliced.ends_with(b"/") {
                 spliced.push(b'.');
             }
             left = spliced;
+            at = 0;
         }
     }
 }
@@ -883,6 +926,36 @@ mod tests {
         assert_eq!(p.canonical(b"/no-such-dir/x"), Err(Errno::ENOENT));
         assert_eq!(p.canonical(b"/no-such-dir/"), Err(Errno::ENOENT));
         assert_eq!(p.canonical(b"/no-such-dir/.."), Err(Errno::ENOENT));
+    }
+
+    /// REALPATH's limits are OpenSSH's: the path without its leading slash must be
+    /// shorter than PATH_MAX. Within them, the components are taken in place: a
+    /// copy of what is left per component would allocate megabytes here.
+    #[test]
+    fn canonical_lengths() {
+        let t = Tree::new("lengths");
+        let root = t.root();
+        let real = root.as_os_str().as_bytes();
+        for (p, prefix) in [(Paths::new(), real), (t.paths(false), &b""[..])] {
+            for unit in [&b"./"[..], b"dir/../"] {
+                let mut path = prefix.to_vec();
+                path.push(b'/');
+                while path.len() + unit.len() < PATH_MAX {
+                    path.extend_from_slice(unit);
+                }
+                path.resize(PATH_MAX, b'/');
+                let mut want = prefix.to_vec();
+                if want.is_empty() {
+                    want.push(b'/');
+                }
+                let (r, bytes) = allocated(|| p.canonical(&path));
+                assert_eq!(r.unwrap(), want);
+                assert!(bytes < 64 * 1024, "{bytes} bytes allocated");
+                path.push(b'/');
+                assert_eq!(p.canonical(&path), Err(Errno::ENAMETOOLONG));
+                assert_eq!(p.canonical(&path[1..]), Err(Errno::ENAMETOOLONG));
+            }
+        }
     }
 
     /// A scratch tree: `root/` with files, directories and symlinks that try to
@@ -1022,6 +1095,90 @@ mod tests {
             assert_eq!(excl.map(drop), Err(Errno::EEXIST));
         }
         assert!(!t.top.join("outside/new").exists());
+    }
+
+    /// Counts the bytes this thread allocates, to tell a linear resolution from one
+    /// that copies what is left of a path at each component, without timing it.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    // SAFETY: every call is passed on to the system allocator unchanged.
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            ALLOCATED.with(|a| a.set(a.get() + layout.size()));
+            // SAFETY: the caller's own arguments, under the caller's contract.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: the caller's own arguments, under the caller's contract.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+            ALLOCATED.with(|a| a.set(a.get() + size));
+            // SAFETY: the caller's own arguments, under the caller's contract.
+            unsafe { std::alloc::System.realloc(ptr, layout, size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// Bytes allocated by `f` on this thread.
+    fn allocated<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        let before = ALLOCATED.with(Cell::get);
+        let r = f();
+        (r, ALLOCATED.with(Cell::get) - before)
+    }
+
+    /// Symlinks whose targets lead with the next symlink pile about 160 KB of `./`
+    /// components in front of the rest of the path: the walk takes them in one pass
+    /// (copying what is left at each component made it quadratic: gigabytes, about
+    /// a second), and ends where openat2 does.
+    #[test]
+    fn walk_is_linear_in_what_symlinks_splice() {
+        let t = Tree::new("splice");
+        let links = MAX_SYMLINKS - 1;
+        for i in 0..links {
+            let next = match i + 1 {
+                n if n == links => "dir".to_string(),
+                n => format!("n{n}"),
+            };
+            symlink(
+                format!("{next}/{}", "./".repeat(2000)),
+                t.root().join(format!("n{i}")),
+            )
+            .unwrap();
+        }
+        let kernel = t.paths(false);
+        let walk = t.paths(true);
+        let (w, bytes) = allocated(|| read(&walk, b"n0/f"));
+        assert_eq!(w, read(&kernel, b"n0/f"));
+        assert_eq!(w.unwrap(), b"inside dir");
+        // Each symlink copies what is left after it once: 40 times 160 KB at most.
+        assert!(bytes < 40 * 160_000, "{bytes} bytes allocated");
+        // The 40th link is followed, the 41st is ELOOP, both ways.
+        symlink("n0", t.root().join("m40")).unwrap();
+        symlink("m40", t.root().join("m41")).unwrap();
+        for p in [&kernel, &walk] {
+            assert_eq!(read(p, b"m40/f").unwrap(), b"inside dir");
+            assert_eq!(read(p, b"m41/f"), Err(Errno::ELOOP));
+        }
+        // A path of PATH_MAX bytes is refused by both; one byte less is not.
+        let fits = format!("/{}", "./".repeat(2047));
+        for p in [&kernel, &walk] {
+            assert!(
+                p.open(fits.as_bytes(), OFlag::O_PATH, Mode::empty())
+                    .is_ok()
+            );
+            let long = format!("{fits}.");
+            let r = p
+                .open(long.as_bytes(), OFlag::O_PATH, Mode::empty())
+                .map(drop);
+            assert_eq!(r, Err(Errno::ENAMETOOLONG));
+        }
     }
 
     /// Another thread exchanges a directory inside with a symlink to the outside

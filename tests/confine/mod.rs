@@ -1019,6 +1019,75 @@ fn confine_realpath_and_readlink_hide_the_root() {
     s.finish();
 }
 
+/// Confined, REALPATH's limits (OpenSSH's PATH_MAX, see proto_realpath_path_max)
+/// apply to the paths the client sees, as OpenSSH's would under a chroot: a result
+/// of 4095 bytes inside the root is answered though its real path is longer, and
+/// 4096 bytes is BAD_MESSAGE however short the real path.
+#[test]
+fn confine_realpath_path_max() {
+    if !ours_only() {
+        return;
+    }
+    let f = Fixture::new("confine-path-max");
+    // `/rrr…/rrr`, 4095 bytes as the client sees it, made through descriptors: its
+    // real path is longer than PATH_MAX.
+    let mut shown = Vec::new();
+    let mut dir = fs::File::open(&f.root).unwrap();
+    while shown.len() < 4095 {
+        let n = (4095 - shown.len() - 1).min(200);
+        let name = vec![b'r'; n];
+        nix::sys::stat::mkdirat(
+            &dir,
+            name.as_slice(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .unwrap();
+        dir = fs::File::from(
+            nix::fcntl::openat(
+                &dir,
+                name.as_slice(),
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .unwrap(),
+        );
+        shown.push(b'/');
+        shown.extend_from_slice(&name);
+    }
+    assert_eq!(shown.len(), 4095);
+    let mut s = f.serve(&[]);
+    let join = |a: &[u8], b: &[u8]| [a, b].concat();
+    let parent = &shown[..shown.iter().rposition(|&b| b == b'/').unwrap()];
+    let missing = |len: usize| join(&join(parent, b"/"), &vec![b'y'; len - parent.len() - 1]);
+    type Case = (Vec<u8>, Result<Vec<u8>, u32>);
+    let cases: Vec<Case> = vec![
+        (join(&b"./".repeat(2047), b"x"), Ok(b"/x".to_vec())),
+        (join(&b"./".repeat(2047), b"xx"), Err(SSH_FX_BAD_MESSAGE)),
+        (join(&b"/".repeat(4095), b"x"), Ok(b"/x".to_vec())),
+        (join(&b"/".repeat(4096), b"x"), Err(SSH_FX_BAD_MESSAGE)),
+        (shown.clone(), Ok(shown.clone())),
+        (shown[1..].to_vec(), Ok(shown.clone())),
+        (join(&shown, b"/."), Err(SSH_FX_BAD_MESSAGE)),
+        // A missing last name: up to 4095 bytes with it.
+        (missing(4095), Ok(missing(4095))),
+        (missing(4096), Err(SSH_FX_BAD_MESSAGE)),
+        (b"./".repeat(125_000), Err(SSH_FX_BAD_MESSAGE)),
+        (b"sub/../".repeat(35_000), Err(SSH_FX_BAD_MESSAGE)),
+    ];
+    for (path, want) in cases {
+        let start = Instant::now();
+        let shown_path = show(&path[..path.len().min(60)]);
+        assert_eq!(
+            s.realpath(&path),
+            want,
+            "realpath of {} bytes: {shown_path}...",
+            path.len()
+        );
+        assert!(start.elapsed() < Duration::from_secs(2), "{shown_path}");
+    }
+    s.finish();
+}
+
 /// statvfs reports the file system holding the root; a path outside, or a link to
 /// another file system, names nothing.
 #[test]

@@ -119,12 +119,22 @@ pub static ALLOWED: &[Allowed] = &[
         resync: false,
     },
     Allowed {
+        name: "copy-data-false-success",
+        description: "copy-data from a handle opened without READ, into one opened without \
+                      WRITE, or from a directory opened as a file, with a length: OpenSSH \
+                      copies nothing and answers OK (its error logging clears errno); ours \
+                      answers the failure: NO_SUCH_FILE (EBADF's code, as OpenSSH answers \
+                      with length 0) or FAILURE \"Is a directory\"",
+        applies: copy_data_false_success,
+        ends_sessions: false,
+        resync: false,
+    },
+    Allowed {
         name: "copy-data-checks",
-        description: "copy-data statuses: ours refuses what the kernel refuses (a read-only \
-                      destination, a write-only or directory source) and overlapping ranges \
-                      of one file through two handles, and answers OK when the source ends \
-                      early; OpenSSH refuses two handles opened by one name, answers OK for \
-                      writes that do not happen, and EOF or OK by where its 64 KiB steps fall",
+        description: "copy-data statuses: ours refuses overlapping ranges of one file \
+                      through two handles, and answers OK when the source ends early; \
+                      OpenSSH refuses two handles opened by one name, and answers EOF or OK \
+                      by where its 64 KiB steps fall",
         applies: copy_data_checks,
         ends_sessions: true,
         resync: true,
@@ -185,9 +195,42 @@ fn confined_rmdir_dotdot(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
         && matches!((only_status(openssh), only_status(ours)), (Some((ia, _, _)), Some((ib, SSH_FX_BAD_MESSAGE, _))) if ia == ib)
 }
 
+fn copy_data_false_success(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
+    let Op::CopyData { len, .. } = s.step.op.base() else {
+        return false;
+    };
+    let (Some((ia, SSH_FX_OK, _)), Some((ib, code, msg))) =
+        (only_status(openssh), only_status(ours))
+    else {
+        return false;
+    };
+    // OpenSSH maps SSH_FXF_WRITE alone to O_WRONLY, and no access flag to O_RDONLY.
+    let unreadable =
+        |p: Option<u32>| p.is_some_and(|p| p & (SSH_FXF_READ | SSH_FXF_WRITE) == SSH_FXF_WRITE);
+    let unwritable = |p: Option<u32>| p.is_some_and(|p| p & SSH_FXF_WRITE == 0);
+    let [from, to] = [0, 1].map(|i| s.handles.get(i).and_then(|u| u.pflags));
+    let refused = match (code, msg) {
+        (SSH_FX_NO_SUCH_FILE, _) => unreadable(from) || unwritable(to),
+        (SSH_FX_FAILURE, b"Is a directory") => true,
+        _ => false,
+    };
+    *len != 0 && ia == ib && refused
+}
+
 fn copy_data_checks(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
+    // OpenSSH's OK where ours reports that the handles could not be read or written
+    // is copy-data-false-success's, and only that.
+    let false_success = |o: Option<(u32, u32, &[u8])>, u: Option<(u32, u32, &[u8])>| {
+        matches!(o, Some((_, SSH_FX_OK, _)))
+            && matches!(
+                u,
+                Some((_, SSH_FX_NO_SUCH_FILE, _)) | Some((_, SSH_FX_FAILURE, b"Is a directory"))
+            )
+    };
+    let (o, u) = (only_status(openssh), only_status(ours));
     matches!(s.step.op.base(), Op::CopyData { .. })
-        && matches!((only_status(openssh), only_status(ours)), (Some((ia, ..)), Some((ib, ..))) if ia == ib)
+        && matches!((o, u), (Some((ia, ..)), Some((ib, ..))) if ia == ib)
+        && !false_success(o, u)
 }
 
 /// The first entry that accepts the difference.

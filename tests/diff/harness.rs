@@ -119,6 +119,9 @@ impl Outcome {
 pub struct HandleUse {
     /// The handle was obtained and has since been closed (on both sides).
     pub closed: bool,
+    /// The OPEN flags of the step that gave the handle (None: an OPENDIR's handle, or
+    /// made-up bytes).
+    pub pflags: Option<u32>,
     /// For a closed handle: the later step whose open handle OpenSSH's bytes now name.
     pub openssh_reaches: Option<usize>,
 }
@@ -459,6 +462,8 @@ pub struct Pair {
     count: usize,
     /// Whether each step was an OPENDIR (its handle, if any, is a directory's).
     dirs: Vec<bool>,
+    /// For each step, its OPEN flags if it is an OPEN.
+    opens: Vec<Option<u32>>,
     /// Sessions started (a session ends when a server closes the connection).
     pub sessions: usize,
     /// Allowed differences met, by step.
@@ -502,6 +507,7 @@ impl Pair {
             history: VecDeque::new(),
             count: 0,
             dirs: Vec::new(),
+            opens: Vec::new(),
             sessions: 0,
             allowed_seen: Vec::new(),
         };
@@ -595,6 +601,7 @@ impl Pair {
                     let closed = ha.is_some() && hb.is_some() && !open_a && !open_b;
                     HandleUse {
                         closed,
+                        pflags: self.opens.get(*step).copied().flatten(),
                         openssh_reaches: if closed {
                             ha.and_then(|x| a.live.get(x).copied())
                         } else {
@@ -604,6 +611,7 @@ impl Pair {
                 }
                 H::Bytes(_) => HandleUse {
                     closed: false,
+                    pflags: None,
                     openssh_reaches: None,
                 },
             })
@@ -620,6 +628,10 @@ impl Pair {
         }
         self.history.push_back(step.to_string());
         self.dirs.push(matches!(step.op.base(), Op::Opendir(_)));
+        self.opens.push(match step.op.base() {
+            Op::Open(_, pflags, _) => Some(*pflags),
+            _ => None,
+        });
         index
     }
 

@@ -138,6 +138,67 @@ fn pool() -> Vec<Vec<u8>> {
     v
 }
 
+/// `path` after as many `./` (and a `/`) as make it `len` bytes long.
+fn padded(path: &[u8], len: usize) -> Vec<u8> {
+    let mut p = b"./".repeat((len - path.len()) / 2);
+    if p.len() + path.len() < len {
+        p.push(b'/');
+    }
+    p.extend_from_slice(path);
+    p
+}
+
+/// Paths around PATH_MAX (4096 bytes, a system call's limit and OpenSSH's REALPATH
+/// buffers) and NAME_MAX (255): relative paths whose absolute form is longer, or
+/// that are themselves just under or over, through existing and missing directories.
+/// Confined, ours makes a relative path absolute inside the root (`/r/w/` more) and
+/// resolves the parent of a final name apart from the name: the ones just under the
+/// limit are kept 6 bytes shorter there (a trailing slash may follow), and the ones
+/// over it whose parent is under it are left out (ours answers for the parent).
+fn long_paths(confined: bool) -> Vec<Vec<u8>> {
+    let under = if confined { 4089 } else { 4095 };
+    let name = |c: u8, n: usize| vec![c; n];
+    let join = |a: &[u8], b: &[u8]| [a, b"/", b].concat();
+    // The first `levels` directories of `long`.
+    let long_part = |levels: usize| {
+        let l = long();
+        let end = l
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'/')
+            .map(|(i, _)| i)
+            .nth(levels)
+            .unwrap_or(l.len());
+        l[..end].to_vec()
+    };
+    vec![
+        padded(b"f", 4090),
+        padded(b"f", under),
+        padded(b"f", 4096),
+        padded(b"d/g", under),
+        padded(b"new", under),
+        padded(b"nonexistent/x", 4096),
+        [b"a/".repeat(2040), b"z".to_vec()].concat(),
+        join(b"d", &name(b'N', 255)),
+        join(b"d", &name(b'N', 256)),
+        join(b"nonexistent", &name(b'N', 255)),
+        join(&l255(), b"x"),
+        join(&deep(), &l256()),
+        join(&long_part(24), &name(b'N', 255)),
+        join(&long_part(25), &l255()),
+        join(&long_part(20), b"../../x"),
+    ]
+    .into_iter()
+    .chain(match confined {
+        true => vec![],
+        false => vec![
+            [b"a/".repeat(2100), b"z".to_vec()].concat(),
+            join(&long(), &name(b'N', 255)),
+        ],
+    })
+    .collect()
+}
+
 /// Extra paths for requests that change nothing: above the copy, and the root.
 const READ_ONLY: &[&str] = &["../..", "../../..", "{ROOT}"];
 /// Extra paths for REALPATH and expand-path only.
@@ -223,6 +284,10 @@ pub struct Generator {
     /// Steps whose handles were closed, most recent last (a few).
     closed: Vec<usize>,
     open_before: Vec<(usize, bool)>,
+    /// Steps generated so far: the index the next step gets in the pair's history.
+    steps: usize,
+    /// The OPEN flags of the OPEN steps, by step index.
+    pflags: std::collections::HashMap<usize, u32>,
 }
 
 impl Generator {
@@ -230,10 +295,40 @@ impl Generator {
         Generator {
             rng: Rng::new(seed),
             confined,
-            pool: pool(),
+            pool: [pool(), long_paths(confined)].concat(),
             next_id: 1,
             closed: Vec::new(),
             open_before: Vec::new(),
+            steps: 0,
+            pflags: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Notes a generated step, for the open modes of the handles it may give.
+    fn generated(&mut self, op: &Op) {
+        if let Op::Open(_, pflags, _) = op.base() {
+            self.pflags.insert(self.steps, *pflags);
+        }
+        self.steps += 1;
+    }
+
+    /// An open handle whose kind suits `want` (its OPEN flags; None for a directory
+    /// handle), or any handle if none does.
+    fn handle_where(&mut self, open: &[(usize, bool)], want: fn(Option<u32>) -> bool) -> H {
+        let suits: Vec<usize> = open
+            .iter()
+            .filter(|(s, dir)| {
+                want(if *dir {
+                    None
+                } else {
+                    self.pflags.get(s).copied()
+                })
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        match suits.is_empty() {
+            true => self.handle(open, None),
+            false => h(*self.rng.pick(&suits)),
         }
     }
 
@@ -342,6 +437,7 @@ impl Generator {
         } else {
             self.request(open)
         };
+        self.generated(&op);
         Step { id, op }
     }
 
@@ -352,6 +448,7 @@ impl Generator {
         loop {
             let op = self.request(open);
             if !matches!(op, Op::Init(_)) {
+                self.generated(&op);
                 return Step { id, op };
             }
         }
@@ -458,8 +555,25 @@ impl Generator {
                 Op::ExpandPath(path)
             }
             95..=97 => {
-                let from = self.handle(open, Some(false));
-                let to = self.handle(open, Some(false));
+                // Mostly two file handles; now and then a source that cannot be read
+                // (opened for writing only), or a destination that cannot be written
+                // (opened for reading only, or a directory's handle).
+                let (from, to) = match self.rng.below(6) {
+                    0 => (
+                        self.handle_where(open, |p| {
+                            p.is_some_and(|p| p & (SSH_FXF_READ | SSH_FXF_WRITE) == SSH_FXF_WRITE)
+                        }),
+                        self.handle(open, Some(false)),
+                    ),
+                    1 => (
+                        self.handle(open, Some(false)),
+                        self.handle_where(open, |p| p.is_none_or(|p| p & SSH_FXF_WRITE == 0)),
+                    ),
+                    _ => (
+                        self.handle(open, Some(false)),
+                        self.handle(open, Some(false)),
+                    ),
+                };
                 Op::CopyData {
                     from,
                     offset: *self.rng.pick(&[0, 0, 10, 500, 999, 5000]),

@@ -1339,6 +1339,113 @@ fn proto_realpath() {
     }
 }
 
+/// REALPATH answers as OpenSSH's `sftp_realpath`, whose buffers are PATH_MAX (4096)
+/// bytes: a path (without its leading slash) of 4096 bytes or more, a result that
+/// would reach 4096 bytes (a slash is added before each component, even `.` or `..`),
+/// or a symlink target that with the rest of the path would, is BAD_MESSAGE
+/// (ENAMETOOLONG), whether or not its components exist; the 34th symlink is
+/// NO_SUCH_FILE (ELOOP). Paths as long as a packet allows answer at once.
+#[test]
+fn proto_realpath_path_max() {
+    let mut s = Sftp::start("realpath-path-max");
+    fs::create_dir(s.path("sub")).unwrap();
+    fs::write(s.path("f"), b"x").unwrap();
+    let base = s.abs("");
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+    // A relative path whose absolute form is exactly `len` bytes: names of up to 200
+    // bytes of `c`, created (absolute paths below PATH_MAX need no descriptors).
+    let dir_of = |c: u8, len: usize| -> Vec<u8> {
+        let mut left = len - base.len() - 1;
+        let mut rel = Vec::new();
+        while left > 201 {
+            rel.extend(std::iter::repeat_n(c, 200));
+            rel.push(b'/');
+            left -= 201;
+        }
+        rel.extend(std::iter::repeat_n(c, left));
+        fs::create_dir_all(s.path(&text(&rel))).unwrap();
+        rel
+    };
+    let (d4093, d4094, d4095) = (dir_of(b'p', 4093), dir_of(b'q', 4094), dir_of(b'r', 4095));
+    for i in 0..34 {
+        let next = if i == 33 {
+            "f".to_string()
+        } else {
+            format!("s{}", i + 1)
+        };
+        symlink(next, s.path(&format!("s{i}"))).unwrap();
+    }
+    let spliced = format!("{}sub", "./".repeat(1000));
+    symlink(&spliced, s.path("lt")).unwrap();
+
+    let join = |a: &[u8], b: &[u8]| [a, b].concat();
+    let abs_of = |len: usize| {
+        let mut p = join(&base, b"/");
+        while p.len() + 2 < len {
+            p.extend_from_slice(b"./");
+        }
+        p.resize(len - 1, b'/');
+        p.push(b'f');
+        p
+    };
+    let at = |rel: &[u8]| join(&join(&base, b"/"), rel);
+    let fits_splice = format!("lt/{}x", "./".repeat(1045));
+    type Case = (Vec<u8>, Result<Vec<u8>, u32>);
+    let cases: Vec<Case> = vec![
+        // The path's own length.
+        ([b"./".repeat(2047), b"f".to_vec()].concat(), Ok(at(b"f"))),
+        (
+            [b"./".repeat(2047), b"ff".to_vec()].concat(),
+            Err(SSH_FX_BAD_MESSAGE),
+        ),
+        (abs_of(4096), Ok(at(b"f"))),
+        (abs_of(4097), Err(SSH_FX_BAD_MESSAGE)),
+        // Missing components do not matter once the path is too long.
+        (
+            [b"a/".repeat(2040), b"z".to_vec()].concat(),
+            Err(SSH_FX_NO_SUCH_FILE),
+        ),
+        (
+            [b"a/".repeat(2100), b"z".to_vec()].concat(),
+            Err(SSH_FX_BAD_MESSAGE),
+        ),
+        // The result's length, a missing last component included.
+        (join(&d4093, b"/x"), Ok(at(&join(&d4093, b"/x")))),
+        (join(&d4094, b"/x"), Err(SSH_FX_BAD_MESSAGE)),
+        (d4095.clone(), Ok(at(&d4095))),
+        (join(&d4095, b"/."), Err(SSH_FX_BAD_MESSAGE)),
+        (join(&d4095, b"/.."), Err(SSH_FX_BAD_MESSAGE)),
+        (
+            join(&d4094, b"/.."),
+            Ok(at(&d4094[..d4094.iter().rposition(|&b| b == b'/').unwrap()])),
+        ),
+        // A symlink's target with what follows it.
+        (fits_splice.clone().into_bytes(), Ok(at(b"sub/x"))),
+        (
+            format!("{fits_splice}x").into_bytes(),
+            Err(SSH_FX_BAD_MESSAGE),
+        ),
+        // 33 symlinks are followed, not 34.
+        (b"s1".to_vec(), Ok(at(b"f"))),
+        (b"s0".to_vec(), Err(SSH_FX_NO_SUCH_FILE)),
+        // As long as a packet allows.
+        (b"./".repeat(125_000), Err(SSH_FX_BAD_MESSAGE)),
+        (b"sub/../".repeat(35_000), Err(SSH_FX_BAD_MESSAGE)),
+        (b"/a/..".repeat(50_000), Err(SSH_FX_BAD_MESSAGE)),
+    ];
+    for (path, want) in cases {
+        let start = Instant::now();
+        let got = match s.call(Request::Realpath { path: &path }) {
+            Reply::Name { entries, .. } if entries.len() == 1 => Ok(entries[0].name.clone()),
+            Reply::Status { code, .. } => Err(code),
+            r => panic!("expected a NAME or a STATUS, got {r:?}"),
+        };
+        let shown = String::from_utf8_lossy(&path[..path.len().min(60)]).into_owned();
+        assert_eq!(got, want, "realpath of {} bytes: {shown}...", path.len());
+        assert!(start.elapsed() < Duration::from_secs(2), "{shown}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // RENAME
 
