@@ -397,6 +397,11 @@ impl Paths {
         if client.is_empty() {
             return Err(Errno::ENOENT);
         }
+        // The parent and the name are each shorter than the path: the kernel, given
+        // the whole path, would refuse it, as OpenSSH's server gets it refused.
+        if client.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
         let full = root.full(client);
         // The final name is found without its trailing slashes, and keeps them (see
         // Target::name).
@@ -956,6 +961,52 @@ mod tests {
                 assert_eq!(p.canonical(&path[1..]), Err(Errno::ENAMETOOLONG));
             }
         }
+    }
+
+    /// Confined, a path of PATH_MAX bytes or more is refused whole, as the kernel
+    /// refuses it, even where its parent directory and final name are each short
+    /// enough to be reached one after the other.
+    #[test]
+    fn confined_long_path_with_a_short_parent() {
+        let t = Tree::new("long-parent");
+        let component = "d".repeat(200);
+        let mut dir = openat(
+            AT_FDCWD,
+            &t.root(),
+            OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let mut path = Vec::new();
+        for _ in 0..19 {
+            nix::sys::stat::mkdirat(&dir, component.as_str(), Mode::from_bits_truncate(0o755))
+                .unwrap();
+            dir = openat(
+                &dir,
+                component.as_str(),
+                OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .unwrap();
+            path.extend_from_slice(b"/");
+            path.extend_from_slice(component.as_bytes());
+        }
+        let name = "f".repeat(250);
+        std::fs::write(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()), b"x").unwrap();
+        path.push(b'/');
+        path.extend_from_slice(name.as_bytes());
+        let p = t.paths(false);
+        let short = &path[..];
+        assert!(short.len() < PATH_MAX);
+        assert!(
+            p.stat(short, false).is_ok(),
+            "{} bytes reach the file",
+            short.len()
+        );
+        let mut long = b"/.".repeat((PATH_MAX - short.len()) / 2 + 1);
+        long.extend_from_slice(short);
+        assert_eq!(p.stat(&long, false).map(drop), Err(Errno::ENAMETOOLONG));
+        assert_eq!(p.resolve(&long).map(drop), Err(Errno::ENAMETOOLONG));
     }
 
     /// A scratch tree: `root/` with files, directories and symlinks that try to

@@ -157,8 +157,12 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
     );
     let from = s.paths.resolve(oldpath)?;
     // The source is looked at first, as OpenSSH does: a missing source is reported
-    // as such whatever the target.
-    let st = from.stat(false)?;
+    // as such whatever the target. Its lstat(2) follows a trailing slash (a file
+    // with one is ENOTDIR), which confined takes resolving it inside the root.
+    let st = match oldpath.len() > 1 && oldpath.ends_with(b"/") {
+        true => s.paths.resolve_link(oldpath)?.stat(false)?,
+        false => from.stat(false)?,
+    };
     let to = s.paths.resolve(newpath)?;
     match renameat2(
         from.dir(),
@@ -221,6 +225,12 @@ pub fn symlink(s: &mut Session, targetpath: &[u8], linkpath: &[u8]) -> OpResult 
         Bytes(targetpath),
         Bytes(linkpath)
     );
+    // symlink(2) refuses a target it cannot take before it looks the link's path up.
+    match targetpath.len() {
+        0 => return Err(Errno::ENOENT.into()),
+        n if n >= nix::libc::PATH_MAX as usize => return Err(Errno::ENAMETOOLONG.into()),
+        _ => {}
+    }
     let t = s.paths.resolve(linkpath)?;
     symlinkat(targetpath, t.dir(), t.path())?;
     Ok(Answer::Ok)
@@ -266,11 +276,16 @@ pub fn hardlink(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         Bytes(newpath)
     );
     let from = s.paths.resolve_link(oldpath)?;
-    if from.is_resolved() {
-        // A trailing slash led to a directory, which cannot be linked.
-        return Err(Errno::EPERM.into());
-    }
     let to = resolve_second(s, &from, newpath)?;
+    if from.is_resolved() {
+        // A trailing slash led to a directory, which cannot be linked; link(2)
+        // finds an existing new name first.
+        return Err(match to.stat(false) {
+            Ok(_) => Errno::EEXIST,
+            Err(_) => Errno::EPERM,
+        }
+        .into());
+    }
     linkat(
         from.dir(),
         from.path(),

@@ -153,8 +153,7 @@ fn padded(path: &[u8], len: usize) -> Vec<u8> {
 /// that are themselves just under or over, through existing and missing directories.
 /// Confined, ours makes a relative path absolute inside the root (`/r/w/` more) and
 /// resolves the parent of a final name apart from the name: the ones just under the
-/// limit are kept 6 bytes shorter there (a trailing slash may follow), and the ones
-/// over it whose parent is under it are left out (ours answers for the parent).
+/// limit are kept 6 bytes shorter there (a trailing slash may follow).
 fn long_paths(confined: bool) -> Vec<Vec<u8>> {
     let under = if confined { 4089 } else { 4095 };
     let name = |c: u8, n: usize| vec![c; n];
@@ -172,7 +171,7 @@ fn long_paths(confined: bool) -> Vec<Vec<u8>> {
         l[..end].to_vec()
     };
     vec![
-        padded(b"f", 4090),
+        padded(b"f", under - 5),
         padded(b"f", under),
         padded(b"f", 4096),
         padded(b"d/g", under),
@@ -187,16 +186,9 @@ fn long_paths(confined: bool) -> Vec<Vec<u8>> {
         join(&long_part(24), &name(b'N', 255)),
         join(&long_part(25), &l255()),
         join(&long_part(20), b"../../x"),
+        [b"a/".repeat(2100), b"z".to_vec()].concat(),
+        join(&long(), &name(b'N', 255)),
     ]
-    .into_iter()
-    .chain(match confined {
-        true => vec![],
-        false => vec![
-            [b"a/".repeat(2100), b"z".to_vec()].concat(),
-            join(&long(), &name(b'N', 255)),
-        ],
-    })
-    .collect()
 }
 
 /// Extra paths for requests that change nothing: above the copy, and the root.
