@@ -19,8 +19,9 @@ const INPUT_SIZE: usize = 4 * (MAX_FRAME + 4);
 /// holds more than a few megabytes.
 const FLUSH_AT: usize = 256 * 1024;
 /// What the input and output buffers start with. Most sessions behind sshd sit idle
-/// most of the time, and this is all an idle one holds; the input buffer grows to
-/// [`INPUT_SIZE`] the first time a read fills it, the output buffer as replies need.
+/// most of the time, and this is all an idle one holds; both grow to full size the
+/// first time a read fills the input buffer (before that, the output buffer only as
+/// replies need).
 const START_SIZE: usize = 1024;
 
 /// Who is on the other end, for the log line of a session ended by a bad frame.
@@ -72,12 +73,14 @@ pub fn run(
         };
         end += n;
         // A read that fills the first, small buffer means a burst of requests or a
-        // frame larger than it: from now on the full size (fresh zeroed pages, which
-        // cost nothing until used).
+        // frame larger than it: from now on the full sizes, in one step each (fresh
+        // pages, which cost nothing until used; growing through every size between
+        // would leave the heap with touched pages it keeps).
         if end == buf.len() && buf.len() < INPUT_SIZE {
             let mut full = vec![0u8; INPUT_SIZE];
             full[..end].copy_from_slice(&buf[..end]);
             buf = full;
+            out.reserve(FLUSH_AT + MAX_FRAME);
         }
         while end - start >= 4 {
             let len =
