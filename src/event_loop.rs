@@ -18,6 +18,11 @@ const INPUT_SIZE: usize = 4 * (MAX_FRAME + 4);
 /// Replies are written out once this much is pending, so a burst of READs never
 /// holds more than a few megabytes.
 const FLUSH_AT: usize = 256 * 1024;
+/// What the input and output buffers start with. Most sessions behind sshd sit idle
+/// most of the time, and this is all an idle one holds; both grow to full size the
+/// first time a read fills the input buffer (before that, the output buffer only as
+/// replies need).
+const START_SIZE: usize = 1024;
 
 /// Who is on the other end, for the log line of a session ended by a bad frame.
 pub struct Peer<'a> {
@@ -33,7 +38,7 @@ pub fn run(
     output: BorrowedFd<'static>,
     peer: &Peer<'_>,
 ) -> i32 {
-    let mut buf = vec![0u8; INPUT_SIZE];
+    let mut buf = vec![0u8; START_SIZE];
     let mut start = 0;
     let mut end = 0;
     // The pipe for zero-copy READ exists only where it was asked for and can work.
@@ -41,14 +46,14 @@ pub fn run(
         true => Pipe::for_socket(output),
         false => None,
     };
-    let mut out = Out::new(FLUSH_AT + MAX_FRAME, pipe);
+    let mut out = Out::new(START_SIZE, pipe);
     let mut transport = Transport::new(output);
     loop {
         // Keep the unprocessed tail at the front so a whole frame always fits.
         if start == end {
             start = 0;
             end = 0;
-        } else if start > 0 && INPUT_SIZE - end < MAX_FRAME + 4 {
+        } else if start > 0 && buf.len() - end < MAX_FRAME + 4 {
             buf.copy_within(start..end, 0);
             end -= start;
             start = 0;
@@ -67,6 +72,16 @@ pub fn run(
             }
         };
         end += n;
+        // A read that fills the first, small buffer means a burst of requests or a
+        // frame larger than it: from now on the full sizes, in one step each (fresh
+        // pages, which cost nothing until used; growing through every size between
+        // would leave the heap with touched pages it keeps).
+        if end == buf.len() && buf.len() < INPUT_SIZE {
+            let mut full = vec![0u8; INPUT_SIZE];
+            full[..end].copy_from_slice(&buf[..end]);
+            buf = full;
+            out.reserve(FLUSH_AT + MAX_FRAME);
+        }
         while end - start >= 4 {
             let len =
                 u32::from_be_bytes([buf[start], buf[start + 1], buf[start + 2], buf[start + 3]])

@@ -8,7 +8,6 @@ use sftp_server::paths::Paths;
 use sftp_server::server::Session;
 use sftp_server::{logit, longname, peer, sandbox};
 use std::io::Write;
-use std::os::fd::AsFd;
 
 fn main() {
     let code = match cli::parse(std::env::args_os()) {
@@ -107,7 +106,10 @@ fn serve(opts: Options) -> i32 {
             client
         );
     };
-    let client = match peer::client_address(std::io::stdin().as_fd()) {
+    // SAFETY: standard input stays open for the whole life of the process. (Not
+    // std::io::stdin(): that allocates a buffer the session never uses.)
+    let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+    let client = match peer::client_address(stdin) {
         Ok(c) => c,
         Err(raw) => {
             logit!(Error, "Malformed SSH_CONNECTION variable: \"{}\"", raw);
@@ -162,9 +164,10 @@ fn serve(opts: Options) -> i32 {
         client: &client,
         user: &user.name,
     };
+    release_start_up_memory();
     let code = event_loop::run(
         &mut session,
-        std::io::stdin().as_fd(),
+        stdin,
         // SAFETY: standard output stays open for the whole life of the process.
         unsafe { std::os::fd::BorrowedFd::borrow_raw(1) },
         &peer,
@@ -172,6 +175,17 @@ fn serve(opts: Options) -> i32 {
     session.close_all();
     closed(&client);
     code
+}
+
+/// Gives back to the system the heap pages that start-up used and freed (flag
+/// parsing, the user and time zone look-ups and their stdio buffers): glibc keeps
+/// them otherwise, and an idle session would hold them for its whole life.
+fn release_start_up_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free memory of the allocator to the system.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
 }
 
 /// `--root`: the directory opened once, and paths confined to it.

@@ -57,6 +57,11 @@ impl Out {
         }
     }
 
+    /// Makes room for `capacity` bytes of replies in all, in one step.
+    pub fn reserve(&mut self, capacity: usize) {
+        self.buf.reserve(capacity.saturating_sub(self.buf.len()));
+    }
+
     pub fn pipe(&self) -> Option<&Pipe> {
         self.pipe.as_ref()
     }

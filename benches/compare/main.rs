@@ -10,6 +10,7 @@ mod jobs;
 mod pattern;
 mod report;
 mod server;
+mod sessions;
 mod workloads;
 
 use report::Row;
@@ -17,7 +18,7 @@ use server::{Server, Transport};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-use workloads::{Ctx, Sizes, Workload};
+use workloads::{Ctx, Sample, Sizes, Workload};
 
 const HELP: &str = "\
 usage: cargo bench --bench compare -- [options]
@@ -41,9 +42,19 @@ options:
                        the end)
   --keep               keep the fresh scratch directory
   --pipes              stdin and stdout on two pipes instead of one socketpair
-  --window N           requests in flight (default: 64)
+  --window N           requests in flight per session (default: 64)
+  --sessions N         run each workload in N concurrent sessions (N server
+                       processes, one client thread each) that together do four
+                       times what one session does (4 GiB read, 400,000 STATs...);
+                       reports aggregate throughput, total server CPU per unit,
+                       and Pss per session (the sftp-* workloads are left out)
+  --idle N             start N sessions of each server (INIT, then nothing) and
+                       report their memory per session; no workloads are run
   --list               list the workloads and exit
 ";
+
+/// How many times a single session's amounts N concurrent sessions do in all.
+const SESSIONS_TOTAL: usize = 4;
 
 struct Options {
     ours: PathBuf,
@@ -58,6 +69,8 @@ struct Options {
     keep: bool,
     transport: Transport,
     window: usize,
+    sessions: Option<usize>,
+    idle: Option<usize>,
     list: bool,
 }
 
@@ -76,6 +89,8 @@ impl Options {
             keep: false,
             transport: Transport::Socketpair,
             window: 64,
+            sessions: None,
+            idle: None,
             list: false,
         };
         let mut it = args.iter();
@@ -117,6 +132,8 @@ impl Options {
                 "--keep" => o.keep = true,
                 "--pipes" => o.transport = Transport::Pipes,
                 "--window" => o.window = number(value()?)?,
+                "--sessions" => o.sessions = Some(number(value()?)?),
+                "--idle" => o.idle = Some(number(value()?)?),
                 "--list" => o.list = true,
                 // cargo bench passes --bench to every bench target.
                 "--bench" => {}
@@ -224,10 +241,16 @@ fn load_average() -> String {
 
 fn run(o: Options) -> Result<(), String> {
     let divisor = if o.quick { 16 } else { 1 };
-    let sizes = Sizes::new(divisor);
+    // N sessions together move SESSIONS_TOTAL times what one session does alone: a
+    // run long enough that starting N servers is not part of the picture.
+    let (sessions, total) = o.sessions.map_or((1, 1), |n| (n, SESSIONS_TOTAL));
+    let sizes = Sizes::new(divisor).per_session(sessions, total);
     let selected: Vec<Workload> = workloads::all(&sizes)
         .into_iter()
         .filter(|w| o.only.is_empty() || o.only.iter().any(|s| w.name.contains(s.as_str())))
+        // OpenSSH's sftp drives its own single session.
+        .filter(|w| o.sessions.is_none() || !w.kind.is_sftp())
+        .map(|w| w.times(sessions))
         .collect();
     if o.list {
         for w in &selected {
@@ -235,7 +258,7 @@ fn run(o: Options) -> Result<(), String> {
         }
         return Ok(());
     }
-    if selected.is_empty() {
+    if selected.is_empty() && o.idle.is_none() {
         return Err(format!("no workload matches {}", o.only.join(",")));
     }
     let mut servers = [
@@ -260,6 +283,14 @@ fn run(o: Options) -> Result<(), String> {
                 s.program.display()
             ));
         }
+    }
+    if let Some(n) = o.idle {
+        let scratch = Scratch::new(o.dir.as_deref(), o.keep)?;
+        print_header(&o, &servers, &scratch.path);
+        let table = sessions::idle(&servers, &scratch.path, o.transport, n, o.rounds)?;
+        println!("{table}");
+        println!("Load average at the end: {}.", load_average());
+        return Ok(());
     }
     let sftp = if selected.iter().any(|w| w.name.starts_with("sftp-")) {
         find_program(&o.sftp).ok_or_else(|| format!("{} not found", o.sftp.display()))?
@@ -287,11 +318,16 @@ fn run(o: Options) -> Result<(), String> {
             samples: [Vec::new(), Vec::new()],
         })
         .collect();
-    measure(&ctx, &servers, &mut rows, o.rounds)?;
+    match o.sessions {
+        None => measure(&servers, &mut rows, o.rounds, |w, s| ctx.run(w, s))?,
+        Some(n) => measure(&servers, &mut rows, o.rounds, |w, s| {
+            sessions::run(&ctx, w, s, n)
+        })?,
+    }
     ctx.remove_outputs();
     println!(
         "{}",
-        report::table(&rows, [servers[0].label, servers[1].label])
+        report::table(&rows, [servers[0].label, servers[1].label], o.sessions)
     );
     println!(
         "Total time: {:.0} s (including set-up and checks). Load average at the end: {}.",
@@ -319,8 +355,15 @@ fn print_header(o: &Options, servers: &[Server; 2], scratch: &Path) {
     } else {
         ""
     };
+    let sessions = match (o.idle, o.sessions) {
+        (Some(n), _) => format!("; {n} idle sessions"),
+        (None, Some(n)) => {
+            format!("; {n} concurrent sessions, each doing {SESSIONS_TOTAL}/{n} of every workload")
+        }
+        (None, None) => String::new(),
+    };
     println!(
-        "- transport: {transport}; {} requests in flight; {} rounds{quick}",
+        "- transport: {transport}; {} requests in flight per session; {} rounds{quick}{sessions}",
         o.window, o.rounds
     );
     println!("- scratch: {}", scratch.display());
@@ -328,12 +371,13 @@ fn print_header(o: &Options, servers: &[Server; 2], scratch: &Path) {
     println!("- load average at the start: {}\n", load_average());
 }
 
-/// Runs every workload against both servers in each round, logging each run.
+/// Runs every workload against both servers in each round (one run is `run`),
+/// logging each run.
 fn measure(
-    ctx: &Ctx,
     servers: &[Server; 2],
     rows: &mut [Row<'_>],
     rounds: usize,
+    run: impl Fn(&Workload, &Server) -> Result<Sample, String>,
 ) -> Result<(), String> {
     for round in 1..=rounds {
         for row in rows.iter_mut() {
@@ -342,7 +386,7 @@ fn measure(
             let order = if round % 2 == 1 { [0, 1] } else { [1, 0] };
             for i in order {
                 let server = &servers[i];
-                let sample = ctx.run(row.workload, server).map_err(|e| {
+                let sample = run(row.workload, server).map_err(|e| {
                     format!(
                         "{} against {} ({}): {e}",
                         row.workload.name,

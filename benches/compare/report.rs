@@ -75,8 +75,12 @@ fn num(x: f64) -> String {
 /// One run, for the log.
 pub fn run_line(workload: &Workload, label: &str, s: &Sample) -> String {
     let amount = workload.amount;
+    let pss = match s.pss_kib {
+        0 => String::new(),
+        kib => format!("  pss {kib} KiB/session"),
+    };
     format!(
-        "{:18} {:8} {:>10} {:10} cpu {:6.3} s  rss {:6.1} MiB  ({:.2} s, client cpu {:.2} s)",
+        "{:18} {:8} {:>10} {:10} cpu {:6.3} s  rss {:6.1} MiB{pss}  ({:.2} s, client cpu {:.2} s)",
         workload.name,
         label,
         format!("{:.1}", rate(amount, s)),
@@ -99,6 +103,7 @@ struct Summary {
     spread: f64,
     cpu: f64,
     rss_mib: f64,
+    pss_kib: f64,
 }
 
 fn summarize(amount: Amount, samples: &[Sample]) -> Option<Summary> {
@@ -112,23 +117,37 @@ fn summarize(amount: Amount, samples: &[Sample]) -> Option<Summary> {
         .map(|s| s.usage.maxrss_kib)
         .max()
         .unwrap_or(0);
+    let pss: Vec<f64> = samples.iter().map(|s| s.pss_kib as f64).collect();
     Some(Summary {
         rate: median(&rates),
         spread: spread(&rates),
         cpu: median(&cpus),
         rss_mib: rss as f64 / 1024.0,
+        pss_kib: median(&pss),
     })
 }
 
-/// The results table in markdown, then a legend of the workloads.
-pub fn table(rows: &[Row<'_>], labels: [&str; 2]) -> String {
+/// The results table in markdown, then a legend of the workloads. With `sessions`
+/// (`--sessions N`), throughput is the aggregate of N sessions, CPU the servers'
+/// total, and Pss per session is added.
+pub fn table(rows: &[Row<'_>], labels: [&str; 2], sessions: Option<usize>) -> String {
     let [a, b] = labels;
     let mut t = String::new();
+    let (pss_head, pss_align) = match sessions {
+        Some(_) => (
+            format!(" Pss/session {a} | Pss/session {b} | Pss {a}/{b} |"),
+            "--:|--:|--:|",
+        ),
+        None => (String::new(), ""),
+    };
     let _ = writeln!(
         t,
-        "| workload | unit | {a} | {b} | {a}/{b} | CPU unit | CPU {a} | CPU {b} | CPU {a}/{b} | peak RSS {a} | peak RSS {b} |"
+        "| workload | unit | {a} | {b} | {a}/{b} | CPU unit | CPU {a} | CPU {b} | CPU {a}/{b} |{pss_head} peak RSS {a} | peak RSS {b} |"
     );
-    let _ = writeln!(t, "|:--|:--|--:|--:|--:|:--|--:|--:|--:|--:|--:|");
+    let _ = writeln!(
+        t,
+        "|:--|:--|--:|--:|--:|:--|--:|--:|--:|{pss_align}--:|--:|"
+    );
     for row in rows {
         let amount = row.workload.amount;
         let (Some(x), Some(y)) = (
@@ -137,9 +156,18 @@ pub fn table(rows: &[Row<'_>], labels: [&str; 2]) -> String {
         ) else {
             continue;
         };
+        let pss = match sessions {
+            Some(_) => format!(
+                " {:.0} KiB | {:.0} KiB | **{:.2}** |",
+                x.pss_kib,
+                y.pss_kib,
+                x.pss_kib / y.pss_kib
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             t,
-            "| {} | {} | {} ±{:.0}% | {} ±{:.0}% | **{:.2}** | {} | {} | {} | **{:.2}** | {:.1} MiB | {:.1} MiB |",
+            "| {} | {} | {} ±{:.0}% | {} ±{:.0}% | **{:.2}** | {} | {} | {} | **{:.2}** |{pss} {:.1} MiB | {:.1} MiB |",
             row.workload.name,
             rate_unit(amount),
             num(x.rate),
@@ -161,6 +189,16 @@ pub fn table(rows: &[Row<'_>], labels: [&str; 2]) -> String {
          {a}/{b} above 1: {a} is faster. CPU: the server's user+system time (median); \
          CPU {a}/{b} below 1: {a} uses less. Peak RSS: the server's largest VmHWM over the rounds.\n"
     );
+    if let Some(n) = sessions {
+        let _ = writeln!(
+            t,
+            "{n} sessions at once, each its own server process doing its share of the work \
+             (see below): throughput is the sum over the time from the first start to the last finish, \
+             CPU the servers' time added up, Pss/session the mean proportional set size of \
+             the servers once all are done (median over the rounds), peak RSS the largest \
+             of any one server.\n"
+        );
+    }
     for row in rows {
         let _ = writeln!(t, "- `{}`: {}", row.workload.name, row.workload.description);
     }

@@ -112,6 +112,11 @@ pub fn start(server: &Server, dir: &Path, transport: Transport) -> Result<Sessio
 }
 
 impl Session {
+    /// The server's memory now, from `/proc/PID/smaps_rollup`.
+    pub fn memory(&self) -> Option<Memory> {
+        memory(self.pid)
+    }
+
     /// Closes the connection and waits for the server, which must exit with status 0.
     pub fn finish(self) -> Result<Usage> {
         let Session { pid, conn } = self;
@@ -143,6 +148,34 @@ fn peak_rss_kib(pid: Pid) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A process's memory, KiB: resident (Rss), and proportional (Pss: each page
+/// shared with other processes counted as its share), in all, anonymous and
+/// file-backed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub rss: u64,
+    pub pss: u64,
+    pub pss_anon: u64,
+    pub pss_file: u64,
+}
+
+fn memory(pid: Pid) -> Option<Memory> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let mut m = Memory::default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let field = match words.next()? {
+            "Rss:" => &mut m.rss,
+            "Pss:" => &mut m.pss,
+            "Pss_Anon:" => &mut m.pss_anon,
+            "Pss_File:" => &mut m.pss_file,
+            _ => continue,
+        };
+        *field = words.next()?.parse().ok()?;
+    }
+    Some(m)
 }
 
 /// Reaps `pid`; returns how it ended and its user plus system time.

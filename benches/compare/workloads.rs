@@ -2,7 +2,7 @@
 //! around the measured part (written files are verified and removed afterwards,
 //! outside the timing).
 
-use crate::client::{Job, Result, pflags};
+use crate::client::{Conn, Job, Result, pflags};
 use crate::jobs::{
     Chained, MetaDir, MetaFile, ReadDir, ReadFile, SmallCreate, SmallRead, Stat, WriteFile,
     entry_name, small_path, small_seed,
@@ -56,6 +56,21 @@ impl Sizes {
         }
     }
 
+    /// The share of one of `n` concurrent sessions that together do `total` times
+    /// these amounts (at least one of each).
+    pub fn per_session(self, n: usize, total: usize) -> Sizes {
+        let share = |x: usize| (x * total / n).max(1);
+        Sizes {
+            file: (self.file * total as u64 / n as u64).max(1),
+            stats: share(self.stats),
+            entries: share(self.entries),
+            small: share(self.small),
+            small_size: self.small_size,
+            meta_dirs: share(self.meta_dirs),
+            meta_files: share(self.meta_files),
+        }
+    }
+
     fn src(&self) -> String {
         format!("src-{}.bin", self.file)
     }
@@ -85,7 +100,7 @@ pub enum Amount {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub enum Kind {
     Read(u32),
     WriteNew(u32),
     WriteOver(u32),
@@ -100,7 +115,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn is_sftp(self) -> bool {
+    pub fn is_sftp(self) -> bool {
         matches!(self, Kind::SftpGet(_) | Kind::SftpPut(_))
     }
 }
@@ -112,7 +127,22 @@ pub struct Workload {
     /// One line for the legend.
     pub description: String,
     pub amount: Amount,
-    kind: Kind,
+    pub kind: Kind,
+}
+
+impl Workload {
+    /// The workload done by `n` sessions at once, each as described: `n` times the
+    /// amount.
+    pub fn times(mut self, n: usize) -> Workload {
+        if n > 1 {
+            self.description = format!("{n} sessions, each: {}", self.description);
+            self.amount = match self.amount {
+                Amount::Bytes(b) => Amount::Bytes(b * n as u64),
+                Amount::Count(c, unit) => Amount::Count(c * n as u64, unit),
+            };
+        }
+        self
+    }
 }
 
 /// Every workload, in the order they run within a round.
@@ -243,10 +273,13 @@ pub struct Sample {
     /// OpenSSH's sftp for the sftp-* workloads): near `elapsed`, the client and not
     /// the server sets the pace.
     pub client_cpu: Duration,
+    /// Proportional set size (Pss) per server process once the work is done, KiB;
+    /// measured with `--sessions` only (0 otherwise).
+    pub pss_kib: u64,
 }
 
 /// CPU time (user + system) of the calling thread so far.
-fn thread_cpu() -> Duration {
+pub fn thread_cpu() -> Duration {
     cpu_of(nix::sys::resource::UsageWho::RUSAGE_THREAD)
 }
 
@@ -415,6 +448,9 @@ impl Ctx {
                 .any(|p| name.starts_with(&format!("{p}-")))
             {
                 let _ = fs::remove_dir_all(e.path());
+            } else if name.starts_with("new-") && name.ends_with(".bin") {
+                // Left by a failed `--sessions` run of write-new.
+                let _ = fs::remove_file(e.path());
             }
         }
     }
@@ -523,6 +559,7 @@ impl Ctx {
                 elapsed,
                 usage: session.finish()?,
                 client_cpu,
+                pss_kib: 0,
             }),
             Err(e) => {
                 session.abort();
@@ -592,7 +629,239 @@ impl Ctx {
             elapsed,
             usage,
             client_cpu,
+            pss_kib: 0,
         })
+    }
+}
+
+/// What session `i` of a concurrent run (`--sessions`) does: the workload's request
+/// stream on files of its own where it writes, on shared ones where it only reads.
+/// Made in the benchmark's main thread; the job itself is built in the session's
+/// thread ([`Plan::job`]).
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Read {
+        path: String,
+        size: u64,
+        chunk: u32,
+    },
+    Write {
+        path: String,
+        flags: u32,
+        size: u64,
+        chunk: u32,
+        seed: u64,
+        /// A new file, removed once checked (else an existing one, kept).
+        new: bool,
+    },
+    Stat {
+        dir: String,
+        entries: usize,
+        count: usize,
+        lstat: bool,
+    },
+    ReadDir {
+        dir: String,
+        entries: usize,
+    },
+    SmallCreate {
+        dir: String,
+        count: usize,
+        size: usize,
+    },
+    SmallRead {
+        dir: String,
+        count: usize,
+        size: usize,
+    },
+    MetaDir {
+        dir: String,
+        count: usize,
+    },
+    MetaFile {
+        dir: String,
+        count: usize,
+    },
+}
+
+/// The job of one [`Plan`], ready to run.
+pub enum SessionJob {
+    Read(ReadFile),
+    Write(WriteFile),
+    Stat(Chained<Stat>),
+    ReadDir(ReadDir),
+    SmallCreate(Chained<SmallCreate>),
+    SmallRead(Chained<SmallRead>),
+    MetaDir(Chained<MetaDir>),
+    MetaFile(Chained<MetaFile>),
+}
+
+impl Plan {
+    /// Builds the job (the data a WRITE sends is made here, before the clock starts).
+    pub fn job(&self) -> SessionJob {
+        match self.clone() {
+            Plan::Read { path, size, chunk } => {
+                SessionJob::Read(ReadFile::new(&path, size, chunk, SRC_SEED))
+            }
+            Plan::Write {
+                path,
+                flags,
+                size,
+                chunk,
+                seed,
+                ..
+            } => SessionJob::Write(WriteFile::new(&path, flags, size, chunk, seed)),
+            Plan::Stat {
+                dir,
+                entries,
+                count,
+                lstat,
+            } => SessionJob::Stat(Chained::new(Stat {
+                dir,
+                entries,
+                count,
+                lstat,
+                done: 0,
+            })),
+            Plan::ReadDir { dir, entries } => SessionJob::ReadDir(ReadDir::new(&dir, entries)),
+            Plan::SmallCreate { dir, count, size } => {
+                SessionJob::SmallCreate(Chained::new(SmallCreate::new(&dir, count, size)))
+            }
+            Plan::SmallRead { dir, count, size } => {
+                SessionJob::SmallRead(Chained::new(SmallRead::new(&dir, count, size)))
+            }
+            Plan::MetaDir { dir, count } => SessionJob::MetaDir(Chained::new(MetaDir {
+                dir,
+                count,
+                done: 0,
+            })),
+            Plan::MetaFile { dir, count } => {
+                SessionJob::MetaFile(Chained::new(MetaFile::new(&dir, count)))
+            }
+        }
+    }
+}
+
+impl SessionJob {
+    pub fn run(&mut self, conn: &mut Conn, window: usize) -> Result<()> {
+        match self {
+            SessionJob::Read(j) => conn.run(j, window),
+            SessionJob::Write(j) => conn.run(j, window),
+            SessionJob::Stat(j) => conn.run(j, window),
+            SessionJob::ReadDir(j) => conn.run(j, window),
+            SessionJob::SmallCreate(j) => conn.run(j, window),
+            SessionJob::SmallRead(j) => conn.run(j, window),
+            SessionJob::MetaDir(j) => conn.run(j, window),
+            SessionJob::MetaFile(j) => conn.run(j, window),
+        }
+    }
+}
+
+impl Ctx {
+    /// The plan of session `i` of a concurrent run of `workload` (the sftp-*
+    /// workloads have none); makes the files and directories it needs of its own.
+    pub fn plan(&self, workload: &Workload, i: usize) -> Result<Plan> {
+        let s = &self.sizes;
+        Ok(match workload.kind {
+            Kind::Read(chunk) => Plan::Read {
+                path: s.src(),
+                size: s.file,
+                chunk,
+            },
+            Kind::WriteNew(chunk) => {
+                let path = format!("new-{i}.bin");
+                let _ = fs::remove_file(self.path(&path));
+                Plan::Write {
+                    path,
+                    flags: pflags::WRITE | pflags::CREAT | pflags::TRUNC,
+                    size: s.file,
+                    chunk,
+                    seed: self.fresh_seed(),
+                    new: true,
+                }
+            }
+            Kind::WriteOver(chunk) => {
+                let path = format!("over-{}-{i}.bin", s.file);
+                let full = self.path(&path);
+                if fs::metadata(&full).map(|m| m.len()).ok() != Some(s.file) {
+                    pattern::create_file(&full, s.file, OVER_SEED).map_err(io(&full))?;
+                }
+                Plan::Write {
+                    path,
+                    flags: pflags::WRITE,
+                    size: s.file,
+                    chunk,
+                    seed: self.fresh_seed(),
+                    new: false,
+                }
+            }
+            Kind::Stat { lstat } => Plan::Stat {
+                dir: s.big_dir(),
+                entries: s.entries,
+                count: s.stats,
+                lstat,
+            },
+            Kind::ReadDir => Plan::ReadDir {
+                dir: s.big_dir(),
+                entries: s.entries,
+            },
+            Kind::SmallCreate => Plan::SmallCreate {
+                dir: self.fresh_dir(SMALL_NEW_DIR)?,
+                count: s.small,
+                size: s.small_size,
+            },
+            Kind::SmallRead => Plan::SmallRead {
+                dir: s.small_dir(),
+                count: s.small,
+                size: s.small_size,
+            },
+            Kind::MetaDir => Plan::MetaDir {
+                dir: self.fresh_dir(META_DIR)?,
+                count: s.meta_dirs,
+            },
+            Kind::MetaFile => Plan::MetaFile {
+                dir: self.fresh_dir(META_DIR)?,
+                count: s.meta_files,
+            },
+            Kind::SftpGet(_) | Kind::SftpPut(_) => {
+                return Err(format!("{}: not a pipelined workload", workload.name));
+            }
+        })
+    }
+
+    /// Checks on disk what a session's plan wrote, and removes what it made.
+    pub fn check(&self, plan: &Plan) -> Result<()> {
+        match plan {
+            Plan::Write {
+                path,
+                size,
+                seed,
+                new,
+                ..
+            } => {
+                let full = self.path(path);
+                pattern::verify_file(&full, *size, *seed)?;
+                if *new {
+                    fs::remove_file(&full).map_err(io(&full))?;
+                }
+            }
+            Plan::SmallCreate { dir, count, size } => {
+                for i in 0..*count {
+                    let path = self.path(&small_path(dir, i));
+                    pattern::verify_file(&path, *size as u64, small_seed(i))?;
+                }
+                self.remove_dir(dir)?;
+            }
+            Plan::MetaDir { dir, .. } | Plan::MetaFile { dir, .. } => {
+                self.check_empty(dir)?;
+                self.remove_dir(dir)?;
+            }
+            Plan::Read { .. }
+            | Plan::Stat { .. }
+            | Plan::ReadDir { .. }
+            | Plan::SmallRead { .. } => {}
+        }
+        Ok(())
     }
 }
 
