@@ -350,7 +350,18 @@ pub fn copy_data(
                     continue;
                 }
                 Err(Errno::EINTR) => continue,
-                Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                // EBADF, EISDIR: a handle not open for reading or for writing, or a
+                // directory opened as a file. The read/write loop fails in OpenSSH's
+                // order (the source read first, which marks it accessed as OpenSSH's
+                // read does), with the error of the call that failed.
+                Err(
+                    Errno::EXDEV
+                    | Errno::EINVAL
+                    | Errno::ENOSYS
+                    | Errno::EOPNOTSUPP
+                    | Errno::EBADF
+                    | Errno::EISDIR,
+                ) => {
                     use_cfr = false;
                 }
                 Err(e) => return Err(e.into()),

@@ -697,11 +697,14 @@ pub fn run_seed_pipelined(seed: u64, requests: usize, confined: bool) {
         // A run ends after an OPEN, OPENDIR or CLOSE: the handle table changes there,
         // and a handle used after it in the same run would meet OpenSSH's reuse of
         // handle slots (a named difference) where the tables seen before the run
-        // cannot tell.
+        // cannot tell. It also ends after a READDIR, which is read to the end.
         let mut steps = Vec::new();
         while steps.len() < n {
             let step = generator.next_well_formed(&open);
-            let last = matches!(step.op.base(), Op::Open(..) | Op::Opendir(_) | Op::Close(_));
+            let last = matches!(
+                step.op.base(),
+                Op::Open(..) | Op::Opendir(_) | Op::Close(_) | Op::Readdir(_)
+            );
             steps.push(step);
             if last {
                 break;
