@@ -63,6 +63,8 @@ pub struct Options {
     /// `--sandbox` / `--no-sandbox`, the last one given; unset means on with `--root`
     /// and off without it.
     pub sandbox: Option<bool>,
+    /// `--audit-log DEST`, before `%` and `~` expansion.
+    pub audit_log: Option<String>,
 }
 
 impl Options {
@@ -75,10 +77,11 @@ impl Options {
 /// Short options as getopt(3) sees them: a `:` follows those that take a value.
 const OPTSTRING: &[u8] = b"cd:ef:hl:P:p:Q:Ru:";
 /// Long options (ours only) that take a value.
-const LONG_WITH_VALUE: &[&str] = &["root"];
+const LONG_WITH_VALUE: &[&str] = &["audit-log", "root"];
 /// Every long option, as `--name` takes it: the manual page test checks each is
 /// documented.
 pub const LONG_OPTIONS: &[&str] = &[
+    "audit-log",
     "no-sandbox",
     "root",
     "sandbox",
@@ -135,6 +138,13 @@ fn command() -> Command {
                 .long("no-sandbox")
                 .action(ArgAction::SetTrue)
                 .overrides_with("sandbox"),
+        )
+        .arg(
+            Arg::new("audit_log")
+                .long("audit-log")
+                .num_args(1)
+                .allow_hyphen_values(true)
+                .action(ArgAction::Append),
         )
         .arg(
             Arg::new("zero_copy_reads")
@@ -332,6 +342,7 @@ where
         warnings,
         root,
         sandbox,
+        audit_log: last("audit_log"),
     })
 }
 

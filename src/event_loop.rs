@@ -66,6 +66,8 @@ pub fn run(
                 return 0;
             }
             Ok(n) => n,
+            // A signal the audit log catches: the caller records the end and dies.
+            Err(Errno::EINTR) => return 1,
             Err(e) => {
                 logit!(Error, "read: {}", crate::status::strerror(e));
                 return 1;
@@ -93,7 +95,7 @@ pub fn run(
                     peer.client,
                     peer.user
                 );
-                let _ = flush(&mut transport, &mut out);
+                let _ = flush(session, &mut transport, &mut out);
                 return 11;
             }
             if end - start < 4 + len {
@@ -103,16 +105,17 @@ pub fn run(
             let flow = session.handle_packet(packet, &mut out, Some(&mut transport));
             start += 4 + len;
             if let Flow::Exit(code) = flow {
-                let _ = flush(&mut transport, &mut out);
+                let _ = flush(session, &mut transport, &mut out);
                 return code;
             }
             // Flush before the next READ could find the buffer or the pipe full.
             let pipe_full = out.pipe_full(MAX_READ as usize);
-            if (out.len() >= FLUSH_AT || pipe_full) && flush(&mut transport, &mut out).is_err() {
+            let full = out.len() >= FLUSH_AT || session.audit_pending() >= FLUSH_AT;
+            if (full || pipe_full) && flush(session, &mut transport, &mut out).is_err() {
                 return 1;
             }
         }
-        if flush(&mut transport, &mut out).is_err() {
+        if flush(session, &mut transport, &mut out).is_err() {
             return 1;
         }
     }
@@ -121,6 +124,9 @@ pub fn run(
 fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     loop {
         match nix::unistd::read(fd, buf) {
+            Err(Errno::EINTR | Errno::EAGAIN) if crate::audit::signalled().is_some() => {
+                return Err(Errno::EINTR);
+            }
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => wait(fd, PollFlags::POLLIN)?,
             r => return r,
@@ -128,8 +134,13 @@ fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     }
 }
 
-/// Writes every pending reply.
-fn flush(transport: &mut Transport, out: &mut Out) -> Result<(), Errno> {
+/// Writes every pending audit record, then every pending reply: no reply leaves
+/// before the record of what it acknowledges. A record that cannot be written ends
+/// the session with the replies unsent.
+fn flush(session: &mut Session, transport: &mut Transport, out: &mut Out) -> Result<(), Errno> {
+    session.flush_audit().inspect_err(|e| {
+        logit!(Error, "audit log: write: {}", crate::status::strerror(*e));
+    })?;
     transport.send(out).inspect_err(|e| {
         logit!(Error, "write: {}", crate::status::strerror(*e));
     })

@@ -4,6 +4,7 @@
 
 use nix::dir::OwningIter;
 use std::os::fd::OwnedFd;
+use std::time::Instant;
 
 /// What a handle holds.
 pub enum Object {
@@ -22,16 +23,28 @@ pub enum Object {
     },
 }
 
-/// An open handle: the object, the client's path (for log lines) and byte counters.
+/// An open handle: the object, the client's path (for log lines), byte counters, and
+/// how and when it was opened (for the audit log's transfer record).
 pub struct Handle {
     pub object: Object,
     pub path: Vec<u8>,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// The OPEN's `SSH_FXF_*` flags and requested mode (0 for a directory).
+    pub pflags: u32,
+    pub mode: u32,
+    pub opened: Instant,
 }
 
 impl Handle {
-    pub fn file(fd: OwnedFd, append: bool, writable: bool, path: &[u8]) -> Handle {
+    pub fn file(
+        fd: OwnedFd,
+        append: bool,
+        writable: bool,
+        path: &[u8],
+        pflags: u32,
+        mode: u32,
+    ) -> Handle {
         Handle {
             object: Object::File {
                 fd,
@@ -41,6 +54,9 @@ impl Handle {
             path: path.to_vec(),
             bytes_read: 0,
             bytes_written: 0,
+            pflags,
+            mode,
+            opened: Instant::now(),
         }
     }
 
@@ -53,6 +69,9 @@ impl Handle {
             path: path.to_vec(),
             bytes_read: 0,
             bytes_written: 0,
+            pflags: 0,
+            mode: 0,
+            opened: Instant::now(),
         }
     }
 
@@ -189,7 +208,7 @@ mod tests {
 
     fn file() -> Handle {
         let fd = std::fs::File::open("/dev/null").unwrap();
-        Handle::file(fd.into(), false, false, b"/dev/null")
+        Handle::file(fd.into(), false, false, b"/dev/null", 1, 0)
     }
 
     #[test]

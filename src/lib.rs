@@ -8,6 +8,7 @@
 //! `--root`, [`paths`] confines every path to one directory and [`sandbox`] has the
 //! kernel enforce it.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod event_loop;

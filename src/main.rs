@@ -1,6 +1,7 @@
 //! The `sftp-server` binary: flags to settings, process set-up (umask, logging,
 //! signals, root and start directory, sandbox), then the session on stdin and stdout.
 
+use sftp_server::audit::{self, Audit};
 use sftp_server::cli::{self, Action, Options};
 use sftp_server::event_loop::{self, Peer};
 use sftp_server::logging::{self, Destination, Level};
@@ -78,6 +79,16 @@ fn serve(opts: Options) -> i32 {
         Destination::Syslog(opts.facility)
     };
     logging::init(opts.log_level, dest);
+    // The audit sink is opened before --root and the sandbox take effect, and is the
+    // only thing ever opened for it; without it the session does not start.
+    let sink = match opts.audit_log.as_deref().map(|d| audit_sink(d, &user)) {
+        None => None,
+        Some(Ok(sink)) => Some(sink),
+        Some(Err(message)) => {
+            logit!(Fatal, "{}", message);
+            return 255;
+        }
+    };
     let mut paths = match root.as_deref().map(open_root) {
         None => Paths::new(),
         Some(Ok(paths)) => paths,
@@ -160,6 +171,18 @@ fn serve(opts: Options) -> i32 {
     }
     let mut session = Session::new(config);
     session.paths = paths;
+    if let Some(sink) = sink {
+        session.audit = Some(Audit::new(
+            sink,
+            audit::Identity {
+                user: user.name.clone(),
+                uid: user.uid.as_raw(),
+                client: client.clone(),
+                root: root.as_ref().map(|r| r.to_string_lossy().into_owned()),
+            },
+        ));
+        audit::catch_signals();
+    }
     let peer = Peer {
         client: &client,
         user: &user.name,
@@ -172,9 +195,39 @@ fn serve(opts: Options) -> i32 {
         unsafe { std::os::fd::BorrowedFd::borrow_raw(1) },
         &peer,
     );
-    session.close_all();
+    let signal = audit::signalled();
+    let reason = match (signal, code) {
+        (Some(_), _) => "signal",
+        (None, 0) => "client closed",
+        (None, _) => "error",
+    };
+    if let Err(e) = session.end_audit(reason) {
+        logit!(
+            Error,
+            "audit log: write: {}",
+            sftp_server::status::strerror(e)
+        );
+    }
     closed(&client);
+    if let Some(sig) = signal {
+        audit::die_of(sig);
+    }
     code
+}
+
+/// Opens `--audit-log`'s destination; a path takes `-d`'s expansions.
+fn audit_sink(dest: &str, user: &nix::unistd::User) -> Result<audit::Sink, String> {
+    let dest = match audit::Dest::parse(dest)? {
+        audit::Dest::Path(p) => audit::Dest::Path(expand_dir(&p, user).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?),
+        other => other,
+    };
+    audit::Sink::open(&dest)
 }
 
 /// Gives back to the system the heap pages that start-up used and freed (flag

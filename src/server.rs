@@ -2,8 +2,10 @@
 //! operation after the policy checks. Operations write their own success replies;
 //! the dispatcher sends every STATUS.
 
+use crate::audit::{Audit, Record, events};
 use crate::config::{Config, Refusal};
 use crate::handles::HandleTable;
+use crate::handles::Object;
 use crate::logging::Bytes;
 use crate::longname::Names;
 use crate::ops::{self, Answer, OpResult};
@@ -48,6 +50,8 @@ pub struct Session {
     /// The largest READ served so far; OpenSSH logs when its read buffer grows, and
     /// its DEBUG3 output is reproduced from this.
     pub largest_read: u32,
+    /// `--audit-log`: the session's records.
+    pub audit: Option<Audit>,
     initialized: bool,
 }
 
@@ -60,6 +64,7 @@ impl Session {
             paths: Paths::new(),
             names: Names::default(),
             largest_read: 0,
+            audit: None,
             initialized: false,
         }
     }
@@ -100,6 +105,17 @@ impl Session {
             Request::Init { version } => {
                 logit!(Verbose, "received client version {}", version);
                 self.initialized = true;
+                if let Some(a) = &mut self.audit {
+                    let start = self.paths.cwd().unwrap_or_default();
+                    let mut r = Record::new("session_start")
+                        .bool("read_only", self.config.read_only)
+                        .path("start_dir", &start)
+                        .u64("version", version.into());
+                    if let Some(root) = &a.id.root {
+                        r = r.path("root", root.as_bytes());
+                    }
+                    a.add(r);
+                }
                 out.version(wire::SFTP_VERSION, &self.advertised());
                 return Flow::Continue;
             }
@@ -112,6 +128,16 @@ impl Session {
         if let Some(op) = request.op()
             && !self.permitted(op)
         {
+            if let Some(a) = &mut self.audit {
+                a.add(events::denied(
+                    &request,
+                    op,
+                    &self.paths,
+                    self.config.read_only,
+                ));
+                a.totals.requests += 1;
+                a.totals.errors += 1;
+            }
             self.send_status(out, id, Status::PERMISSION_DENIED);
             return Flow::Continue;
         }
@@ -130,6 +156,10 @@ impl Session {
         self.paths.begin();
         let mark = out.mark();
         let again = self.paths.keeps_parent().then(|| request.clone());
+        let audited = self
+            .audit
+            .as_ref()
+            .map(|_| events::before(&request, &self.handles, &self.paths, self.config.read_only));
         let mut result = self.dispatch(request, out);
         // ESTALE through a directory kept from an earlier request: that directory was
         // replaced (on another host); the failed call changed nothing, and the request
@@ -142,6 +172,9 @@ impl Session {
             out.rollback(mark);
             self.paths.begin();
             result = self.dispatch(request, out);
+        }
+        if let (Some(a), Some(pending)) = (&mut self.audit, audited) {
+            events::after(a, pending, &result, &self.paths, &self.handles);
         }
         if changes {
             self.paths.changed();
@@ -309,6 +342,47 @@ impl Session {
     pub fn close_all(&mut self) {
         for h in self.handles.drain() {
             ops::file::log_close(&h, "forced ");
+            if let (Some(a), Object::File { .. }) = (&mut self.audit, &h.object) {
+                a.add(events::transfer(&h, &self.paths, "session_end"));
+                events::count_transfer(a, h.pflags, h.bytes_read, h.bytes_written, true);
+                a.totals.forced_closes += 1;
+            }
         }
+    }
+
+    /// Writes the audit records not yet written; an error must end the session.
+    pub fn flush_audit(&mut self) -> Result<(), Errno> {
+        match &mut self.audit {
+            Some(a) => a.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes of audit records waiting to be written.
+    pub fn audit_pending(&self) -> usize {
+        self.audit.as_ref().map_or(0, Audit::pending)
+    }
+
+    /// The session is over (`reason`: "client closed", "error", "signal"): every
+    /// handle still open gets its transfer record, then `session_end`, then all is
+    /// written.
+    pub fn end_audit(&mut self, reason: &'static str) -> Result<(), Errno> {
+        self.close_all();
+        let Some(a) = &mut self.audit else {
+            return Ok(());
+        };
+        let t = &a.totals;
+        let r = Record::new("session_end")
+            .text("reason", reason)
+            .u64("duration_ms", a.started.elapsed().as_millis() as u64)
+            .u64("requests", t.requests)
+            .u64("errors", t.errors)
+            .u64("files_uploaded", t.files_uploaded)
+            .u64("files_downloaded", t.files_downloaded)
+            .u64("bytes_read", t.bytes_read)
+            .u64("bytes_written", t.bytes_written)
+            .u64("forced_closes", t.forced_closes);
+        a.add(r);
+        a.flush()
     }
 }

@@ -94,7 +94,7 @@ pub fn open(
     let writable = flags & OFlag::O_ACCMODE != OFlag::O_RDONLY;
     match s
         .handles
-        .insert(Handle::file(fd, append, writable, filename))
+        .insert(Handle::file(fd, append, writable, filename, pflags, mode))
     {
         Ok(h) => {
             out.handle(id, &h);

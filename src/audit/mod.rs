@@ -1,0 +1,172 @@
+//! The audit log (`--audit-log DEST`): one structured record per completed operation
+//! (a transfer per file handle, never one per READ or WRITE), apart from OpenSSH's
+//! syslog lines, which stay as they are.
+//!
+//! The sink is opened (or connected) once, before `--root` and the sandbox take
+//! effect, and nothing else is ever opened for it: a client can never reach it, and
+//! it keeps working under Landlock. Records are kept in memory while a run of
+//! requests is served and written out, in one write(2) for a file, before the replies
+//! that acknowledge them leave the server; a record that cannot be written ends the
+//! session (fail closed), so nothing a client was told happened goes unrecorded.
+//!
+//! `record` holds what goes in a record and how it is encoded (JSON Lines, or
+//! journald's native fields); `sink` where it goes.
+
+pub mod events;
+mod record;
+mod sink;
+
+pub use record::{Record, Value};
+pub use sink::{Dest, Sink};
+
+use nix::errno::Errno;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Instant;
+
+/// The records' format version (`v`): fields may be added, never changed.
+pub const VERSION: u64 = 1;
+
+/// Who the session is, on every record; and what `session_start` tells of it.
+pub struct Identity {
+    pub user: String,
+    pub uid: u32,
+    pub client: String,
+    /// `--root`, as given after expansion.
+    pub root: Option<String>,
+}
+
+/// What `session_end` sums up.
+#[derive(Default)]
+pub struct Totals {
+    pub requests: u64,
+    pub errors: u64,
+    pub files_uploaded: u64,
+    pub files_downloaded: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub forced_closes: u64,
+}
+
+/// The session's audit log: its sink, its identity and the records not yet written.
+pub struct Audit {
+    sink: Sink,
+    pub id: Identity,
+    /// A random session id, 128 bits in hex.
+    sid: String,
+    pid: u32,
+    seq: u64,
+    pub started: Instant,
+    pub totals: Totals,
+    /// Encoded records waiting for the next flush (one line each for a file; one
+    /// datagram each for the journal).
+    pending: Vec<Vec<u8>>,
+    pending_bytes: usize,
+}
+
+impl Audit {
+    pub fn new(sink: Sink, id: Identity) -> Audit {
+        Audit {
+            sink,
+            id,
+            sid: session_id(),
+            pid: std::process::id(),
+            seq: 0,
+            started: Instant::now(),
+            totals: Totals::default(),
+            pending: Vec::new(),
+            pending_bytes: 0,
+        }
+    }
+
+    /// Adds a record, numbered next in the session.
+    pub fn add(&mut self, record: Record) {
+        self.seq += 1;
+        let common = record::Common {
+            sid: &self.sid,
+            seq: self.seq,
+            pid: self.pid,
+            user: &self.id.user,
+            uid: self.id.uid,
+            client: &self.id.client,
+        };
+        let bytes = match self.sink.is_journal() {
+            true => record.journal(&common),
+            false => record.json_line(&common),
+        };
+        self.pending_bytes += bytes.len();
+        self.pending.push(bytes);
+    }
+
+    /// Bytes of records waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Writes every pending record. An error here must end the session.
+    pub fn flush(&mut self) -> Result<(), Errno> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        self.sink.write(&records)
+    }
+}
+
+/// 128 random bits in hex: unique enough to join the records of one session across
+/// hosts and rotated files.
+fn session_id() -> String {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into the buffer given.
+    let n = unsafe { nix::libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        // No entropy source: time and pid still tell sessions apart.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = (t ^ (u128::from(std::process::id()) << 64)).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The signal that ended an audited session, 0 for none. Only `--audit-log` installs
+/// the handler that sets it, so that `session_end` is written before the process
+/// dies of the signal as it would have.
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: nix::libc::c_int) {
+    SIGNALLED.store(sig, Ordering::Relaxed);
+}
+
+/// Catches SIGTERM, SIGHUP and SIGINT without SA_RESTART: a read waiting for the
+/// client returns EINTR and the session ends with its record.
+pub fn catch_signals() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+/// The signal caught, if any.
+pub fn signalled() -> Option<nix::sys::signal::Signal> {
+    match SIGNALLED.load(Ordering::Relaxed) {
+        0 => None,
+        n => nix::sys::signal::Signal::try_from(n).ok(),
+    }
+}
+
+/// Dies of `sig` as the process would have without the handler.
+pub fn die_of(sig: nix::sys::signal::Signal) -> ! {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: SIG_DFL installs no handler code.
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    let _ = nix::sys::signal::raise(sig);
+    std::process::exit(128 + sig as i32)
+}

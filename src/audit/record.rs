@@ -1,0 +1,380 @@
+//! One audit record and its two encodings: a JSON object on one line, and journald's
+//! native protocol (the same fields, upper-cased, prefixed `SFTP_`).
+
+use std::fmt::Write as _;
+
+/// The longest path a record carries; a longer one (only a failed request can name
+/// one) is cut there and `<field>_truncated` says so. With it a record stays under
+/// 32 KiB, one write(2) and one datagram.
+const MAX_PATH: usize = 4096;
+
+/// A field's value.
+pub enum Value {
+    Str(String),
+    Text(&'static str),
+    U64(u64),
+    Bool(bool),
+    /// A path as bytes: written as a string, and where it is not UTF-8 also as
+    /// `<field>_b64` (standard base64 of the exact bytes).
+    Path(Vec<u8>),
+}
+
+/// A record: its event, whether the operation worked, and its own fields.
+pub struct Record {
+    event: &'static str,
+    /// `None`: it worked. Else the status name sent and the OS's text, if any.
+    failure: Option<(&'static str, Option<String>)>,
+    fields: Vec<(&'static str, Value)>,
+    /// The journal's MESSAGE: an OpenSSH-style line.
+    message: String,
+}
+
+/// The fields every record of a session carries.
+pub struct Common<'a> {
+    pub sid: &'a str,
+    pub seq: u64,
+    pub pid: u32,
+    pub user: &'a str,
+    pub uid: u32,
+    pub client: &'a str,
+}
+
+impl Record {
+    pub fn new(event: &'static str) -> Record {
+        Record {
+            event,
+            failure: None,
+            fields: Vec::new(),
+            message: event.to_string(),
+        }
+    }
+
+    pub fn field(mut self, name: &'static str, value: Value) -> Record {
+        self.fields.push((name, value));
+        self
+    }
+
+    pub fn path(self, name: &'static str, path: &[u8]) -> Record {
+        self.field(name, Value::Path(path.to_vec()))
+    }
+
+    pub fn u64(self, name: &'static str, v: u64) -> Record {
+        self.field(name, Value::U64(v))
+    }
+
+    pub fn text(self, name: &'static str, v: &'static str) -> Record {
+        self.field(name, Value::Text(v))
+    }
+
+    pub fn bool(self, name: &'static str, v: bool) -> Record {
+        self.field(name, Value::Bool(v))
+    }
+
+    /// The operation failed: `status` is the SFTP status name sent, `error` the OS's
+    /// text where an OS error was the cause.
+    pub fn failed(mut self, status: &'static str, error: Option<String>) -> Record {
+        self.failure = Some((status, error));
+        self
+    }
+
+    pub fn message(mut self, message: String) -> Record {
+        self.message = message;
+        self
+    }
+
+    /// The record as one line of JSON, `\n`-terminated.
+    pub fn json_line(&self, c: &Common<'_>) -> Vec<u8> {
+        let mut o = Json(Vec::with_capacity(256));
+        o.0.push(b'{');
+        o.key("v");
+        o.raw(&super::VERSION.to_string());
+        o.key("ts");
+        o.str(&timestamp());
+        o.key("event");
+        o.str(self.event);
+        o.key("sid");
+        o.str(c.sid);
+        o.key("seq");
+        o.raw(&c.seq.to_string());
+        o.key("pid");
+        o.raw(&c.pid.to_string());
+        o.key("user");
+        o.str(c.user);
+        o.key("uid");
+        o.raw(&c.uid.to_string());
+        o.key("client");
+        o.str(c.client);
+        o.key("status");
+        o.str(if self.failure.is_some() {
+            "error"
+        } else {
+            "ok"
+        });
+        if let Some((status, error)) = &self.failure {
+            o.key("sftp_status");
+            o.str(status);
+            if let Some(e) = error {
+                o.key("error");
+                o.str(e);
+            }
+        }
+        for (name, value) in &self.fields {
+            match value {
+                Value::Str(s) => {
+                    o.key(name);
+                    o.str(s);
+                }
+                Value::Text(s) => {
+                    o.key(name);
+                    o.str(s);
+                }
+                Value::U64(n) => {
+                    o.key(name);
+                    o.raw(&n.to_string());
+                }
+                Value::Bool(b) => {
+                    o.key(name);
+                    o.raw(if *b { "true" } else { "false" });
+                }
+                Value::Path(p) => {
+                    let (p, cut) = cut(p);
+                    o.key(name);
+                    o.str(&String::from_utf8_lossy(p));
+                    if std::str::from_utf8(p).is_err() {
+                        o.key(&format!("{name}_b64"));
+                        o.str(&base64(p));
+                    }
+                    if cut {
+                        o.key(&format!("{name}_truncated"));
+                        o.raw("true");
+                    }
+                }
+            }
+        }
+        o.0.extend_from_slice(b"}\n");
+        o.0
+    }
+
+    /// The record in journald's native protocol: `NAME=value` lines, or, where a
+    /// value holds a newline, the name, a newline, the length (64-bit little-endian)
+    /// and the bytes.
+    pub fn journal(&self, c: &Common<'_>) -> Vec<u8> {
+        let mut j = Vec::with_capacity(512);
+        let status = if self.failure.is_some() {
+            "error"
+        } else {
+            "ok"
+        };
+        let message = match &self.failure {
+            None => self.message.clone(),
+            Some((s, Some(e))) => format!("{}: {} ({})", self.message, s, e),
+            Some((s, None)) => format!("{}: {}", self.message, s),
+        };
+        put(&mut j, "MESSAGE", message.as_bytes());
+        put(
+            &mut j,
+            "PRIORITY",
+            if self.failure.is_some() { b"4" } else { b"6" },
+        );
+        put(&mut j, "SYSLOG_IDENTIFIER", b"sftp-server");
+        put(&mut j, "MESSAGE_ID", message_id(self.event).as_bytes());
+        put(&mut j, "SFTP_V", super::VERSION.to_string().as_bytes());
+        put(&mut j, "SFTP_TS", timestamp().as_bytes());
+        put(&mut j, "SFTP_EVENT", self.event.as_bytes());
+        put(&mut j, "SFTP_SID", c.sid.as_bytes());
+        put(&mut j, "SFTP_SEQ", c.seq.to_string().as_bytes());
+        put(&mut j, "SFTP_PID", c.pid.to_string().as_bytes());
+        put(&mut j, "SFTP_USER", c.user.as_bytes());
+        put(&mut j, "SFTP_UID", c.uid.to_string().as_bytes());
+        put(&mut j, "SFTP_CLIENT", c.client.as_bytes());
+        put(&mut j, "SFTP_STATUS", status.as_bytes());
+        if let Some((status, error)) = &self.failure {
+            put(&mut j, "SFTP_SFTP_STATUS", status.as_bytes());
+            if let Some(e) = error {
+                put(&mut j, "SFTP_ERROR", e.as_bytes());
+            }
+        }
+        for (name, value) in &self.fields {
+            let key = format!("SFTP_{}", name.to_ascii_uppercase());
+            match value {
+                Value::Str(s) => put(&mut j, &key, s.as_bytes()),
+                Value::Text(s) => put(&mut j, &key, s.as_bytes()),
+                Value::U64(n) => put(&mut j, &key, n.to_string().as_bytes()),
+                Value::Bool(b) => put(&mut j, &key, if *b { b"true" } else { b"false" }),
+                // The journal takes any bytes: the path exactly as it is.
+                Value::Path(p) => {
+                    let (p, cut) = cut(p);
+                    put(&mut j, &key, p);
+                    if cut {
+                        put(&mut j, &format!("{key}_TRUNCATED"), b"true");
+                    }
+                }
+            }
+        }
+        j
+    }
+}
+
+fn cut(p: &[u8]) -> (&[u8], bool) {
+    match p.len() > MAX_PATH {
+        true => (&p[..MAX_PATH], true),
+        false => (p, false),
+    }
+}
+
+/// A JSON object being written: keys and strings escaped by serde_json.
+struct Json(Vec<u8>);
+
+impl Json {
+    fn key(&mut self, k: &str) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        self.str(k);
+        self.0.push(b':');
+    }
+
+    fn str(&mut self, s: &str) {
+        serde_json::to_writer(&mut self.0, s).expect("writing to memory");
+    }
+
+    fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+}
+
+fn put(j: &mut Vec<u8>, key: &str, value: &[u8]) {
+    j.extend_from_slice(key.as_bytes());
+    if value.contains(&b'\n') {
+        j.push(b'\n');
+        j.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    } else {
+        j.push(b'=');
+    }
+    j.extend_from_slice(value);
+    j.push(b'\n');
+}
+
+/// A fixed MESSAGE_ID for each kind of record, so that `journalctl MESSAGE_ID=...`
+/// selects one kind.
+fn message_id(event: &str) -> String {
+    const KINDS: &[&str] = &[
+        "session_start",
+        "session_end",
+        "transfer",
+        "remove",
+        "rmdir",
+        "mkdir",
+        "rename",
+        "setstat",
+        "symlink",
+        "hardlink",
+        "copy",
+        "denied",
+    ];
+    let n = KINDS.iter().position(|k| *k == event).unwrap_or(0xff);
+    format!("3a1f7c0e9d6b4e52a8c4d17f60b2e9{n:02x}")
+}
+
+/// Now, as RFC 3339 in UTC with microseconds: `2026-12-05T14:15:17.123456Z`.
+pub fn timestamp() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil(days);
+    let mut s = String::with_capacity(27);
+    let _ = write!(
+        s,
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_micros()
+    );
+    s
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (days_from_civil
+/// inverted, after Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, day)
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.len();
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= n {
+                s.push(A[(v >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(11_016), (2000, 2, 29));
+        assert_eq!(civil(20_792), (2026, 12, 5));
+        assert_eq!(civil(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn base64_of_bytes() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"\xff\xfe-bin"), "//4tYmlu");
+    }
+
+    #[test]
+    fn json_line_escapes_and_marks_non_utf8_paths() {
+        let c = Common {
+            sid: "00",
+            seq: 7,
+            pid: 1,
+            user: "u\"ser",
+            uid: 0,
+            client: "unix",
+        };
+        let line = Record::new("remove")
+            .path("path", b"/a\nb\xff")
+            .failed("NO_SUCH_FILE", None)
+            .json_line(&c);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["user"], "u\"ser");
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["sftp_status"], "NO_SUCH_FILE");
+        assert_eq!(v["path"], "/a\nb\u{fffd}");
+        assert_eq!(v["path_b64"], base64(b"/a\nb\xff"));
+        assert!(line.ends_with(b"}\n") && !line[..line.len() - 1].contains(&b'\n'));
+    }
+}
