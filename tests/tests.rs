@@ -10,6 +10,7 @@
 mod support;
 
 mod admin;
+mod audit;
 mod batch;
 mod confine;
 mod diff;
