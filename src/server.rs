@@ -129,12 +129,8 @@ impl Session {
             && !self.permitted(op)
         {
             if let Some(a) = &mut self.audit {
-                a.add(events::denied(
-                    &request,
-                    op,
-                    &self.paths,
-                    self.config.read_only,
-                ));
+                let r = events::denied(&request, op, &self.paths, &a.dirs, self.config.read_only);
+                a.add(r);
                 a.totals.requests += 1;
                 a.totals.errors += 1;
             }
@@ -156,10 +152,15 @@ impl Session {
         self.paths.begin();
         let mark = out.mark();
         let again = self.paths.keeps_parent().then(|| request.clone());
-        let audited = self
-            .audit
-            .as_ref()
-            .map(|_| events::before(&request, &self.handles, &self.paths, self.config.read_only));
+        let audited = self.audit.as_ref().map(|a| {
+            events::before(
+                &request,
+                &self.handles,
+                &self.paths,
+                &a.dirs,
+                self.config.read_only,
+            )
+        });
         let mut result = self.dispatch(request, out);
         // ESTALE through a directory kept from an earlier request: that directory was
         // replaced (on another host); the failed call changed nothing, and the request
@@ -343,7 +344,8 @@ impl Session {
         for h in self.handles.drain() {
             ops::file::log_close(&h, "forced ");
             if let (Some(a), Object::File { .. }) = (&mut self.audit, &h.object) {
-                a.add(events::transfer(&h, &self.paths, "session_end"));
+                let r = events::transfer(&h, &self.paths, &a.dirs, "session_end");
+                a.add(r);
                 events::count_transfer(a, h.pflags, h.bytes_read, h.bytes_written, true);
                 a.totals.forced_closes += 1;
             }

@@ -9,6 +9,7 @@ use crate::paths::Paths;
 use crate::requests::Op;
 use crate::status::{Status, StatusCode};
 use crate::wire::{self, Attrs, Request};
+use std::cell::RefCell;
 use std::os::fd::AsFd;
 
 /// What a request will be recorded as.
@@ -55,8 +56,10 @@ pub fn before<'a>(
     request: &Request<'a>,
     handles: &HandleTable,
     paths: &Paths,
+    dirs: &Dirs,
     read_only: bool,
 ) -> Pending<'a> {
+    let absolute = |p: &[u8]| dirs.absolute(paths, p);
     match request {
         Request::Open {
             filename,
@@ -77,7 +80,7 @@ pub fn before<'a>(
                     ..
                 },
             ) => Pending::Close(
-                transfer(h, paths, "client"),
+                transfer(h, paths, dirs, "client"),
                 h.pflags,
                 h.bytes_read,
                 h.bytes_written,
@@ -121,17 +124,17 @@ pub fn before<'a>(
         },
         Request::SetStat { path, attrs, .. } => Pending::SetStat {
             request: "setstat",
-            path: absolute(paths, path),
+            path: absolute(path),
             attrs: *attrs,
         },
         Request::LSetStat { path, attrs, .. } => Pending::SetStat {
             request: "lsetstat",
-            path: absolute(paths, path),
+            path: absolute(path),
             attrs: *attrs,
         },
         Request::FSetStat { handle, attrs, .. } => Pending::SetStat {
             request: "fsetstat",
-            path: handle_path(handles, handle, paths),
+            path: handle_path(handles, handle, paths, dirs),
             attrs: *attrs,
         },
         Request::CopyData {
@@ -142,8 +145,8 @@ pub fn before<'a>(
             write_to_offset,
             ..
         } => Pending::Copy {
-            from: handle_path(handles, read_from_handle, paths),
-            to: handle_path(handles, write_to_handle, paths),
+            from: handle_path(handles, read_from_handle, paths, dirs),
+            to: handle_path(handles, write_to_handle, paths, dirs),
             from_handle: read_from_handle,
             read_before: handles.get(read_from_handle).map_or(0, |h| h.bytes_read),
             from_offset: *read_from_offset,
@@ -166,6 +169,12 @@ pub fn after(
     if result.is_err() {
         audit.totals.errors += 1;
     }
+    let dirs = &audit.dirs;
+    let absolute = |p: &[u8]| dirs.absolute(paths, p);
+    let renames = matches!(
+        pending,
+        Pending::Path("remove" | "rmdir", ..) | Pending::Two { .. } | Pending::Symlink { .. }
+    );
     let record = match pending {
         Pending::None => return,
         Pending::Close(record, pflags, read, written) => {
@@ -185,12 +194,12 @@ pub fn after(
             if refused_read_only {
                 Record::new("denied")
                     .text("request", "open")
-                    .path("path", &absolute(paths, path))
+                    .path("path", &absolute(path))
                     .text("reason", "read-only")
                     .failed(code_name(status.code), None)
             } else {
                 Record::new("transfer")
-                    .path("path", &absolute(paths, path))
+                    .path("path", &absolute(path))
                     .field("flags", Value::Str(flag_names(pflags)))
                     .field("mode", Value::Str(format!("{:04o}", mode & 0o7777)))
                     .text("direction", direction(pflags))
@@ -198,7 +207,7 @@ pub fn after(
             }
         }
         Pending::Path(event, path, mode) => {
-            let mut r = Record::new(event).path("path", &absolute(paths, path));
+            let mut r = Record::new(event).path("path", &absolute(path));
             if let Some(mode) = mode {
                 r = r.field("mode", Value::Str(format!("{:04o}", mode & 0o7777)));
             }
@@ -211,8 +220,8 @@ pub fn after(
             posix,
         } => {
             let mut r = Record::new(event)
-                .path("from", &absolute(paths, from))
-                .path("to", &absolute(paths, to));
+                .path("from", &absolute(from))
+                .path("to", &absolute(to));
             if let Some(posix) = posix {
                 r = r.bool("posix", posix);
             }
@@ -243,7 +252,7 @@ pub fn after(
         Pending::Symlink { target, link } => outcome(
             Record::new("symlink")
                 .path("target", target)
-                .path("link", &absolute(paths, link)),
+                .path("link", &absolute(link)),
             result,
         ),
         Pending::Copy {
@@ -270,14 +279,24 @@ pub fn after(
             )
         }
     };
+    // What the request changed may lie on the way to a directory remembered.
+    if renames {
+        audit.dirs.forget();
+    }
     audit.add(record);
 }
 
 /// The record of a request refused by `-R` or `-p`/`-P`.
-pub fn denied(request: &Request<'_>, op: Op, paths: &Paths, read_only: bool) -> Record {
+pub fn denied(
+    request: &Request<'_>,
+    op: Op,
+    paths: &Paths,
+    dirs: &Dirs,
+    read_only: bool,
+) -> Record {
     let mut r = Record::new("denied").text("request", op.info().name);
     if let Some(path) = first_path(request) {
-        r = r.path("path", &absolute(paths, path));
+        r = r.path("path", &dirs.absolute(paths, path));
     }
     let reason = match read_only && op.info().writes {
         true => "read-only",
@@ -289,12 +308,12 @@ pub fn denied(request: &Request<'_>, op: Op, paths: &Paths, read_only: bool) -> 
 
 /// The transfer record of a file handle, its close not yet done (`close`: who
 /// closes it, "client" or "session_end").
-pub fn transfer(h: &Handle, paths: &Paths, close: &'static str) -> Record {
+pub fn transfer(h: &Handle, paths: &Paths, dirs: &Dirs, close: &'static str) -> Record {
     let size = match &h.object {
         Object::File { fd, .. } => nix::sys::stat::fstat(fd.as_fd()).ok().map(|st| st.st_size),
         Object::Dir { .. } => None,
     };
-    let path = absolute(paths, &h.path);
+    let path = dirs.absolute(paths, &h.path);
     let mut r = Record::new("transfer")
         .path("path", &path)
         .field("flags", Value::Str(flag_names(h.pflags)))
@@ -303,13 +322,7 @@ pub fn transfer(h: &Handle, paths: &Paths, close: &'static str) -> Record {
         .u64("bytes_read", h.bytes_read)
         .u64("bytes_written", h.bytes_written)
         .u64("duration_ms", h.opened.elapsed().as_millis() as u64)
-        .text("close", close)
-        .message(format!(
-            "close \"{}\" bytes read {} written {}",
-            String::from_utf8_lossy(&path),
-            h.bytes_read,
-            h.bytes_written
-        ));
+        .text("close", close);
     if let Some(size) = size {
         r = r.u64("size", size as u64);
     }
@@ -385,10 +398,10 @@ fn direction(pflags: u32) -> &'static str {
     }
 }
 
-fn handle_path(handles: &HandleTable, handle: &[u8], paths: &Paths) -> Vec<u8> {
+fn handle_path(handles: &HandleTable, handle: &[u8], paths: &Paths, dirs: &Dirs) -> Vec<u8> {
     handles
         .get(handle)
-        .map(|h| absolute(paths, &h.path))
+        .map(|h| dirs.absolute(paths, &h.path))
         .unwrap_or_default()
 }
 
@@ -414,45 +427,81 @@ fn first_path<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
     }
 }
 
-/// A client path as that client would see it absolute: its directory resolved the
-/// way REALPATH resolves it (inside the root when confined), the final name as given
-/// (a symlink removed or renamed is named, not followed). Where the directory cannot
-/// be resolved (the request failed for that), the path is made absolute as written.
-pub fn absolute(paths: &Paths, client: &[u8]) -> Vec<u8> {
-    let end = client.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
-    let trimmed = &client[..end];
-    let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
-        Some(i) => (Some(&trimmed[..i]), &trimmed[i + 1..]),
-        None => (None, trimmed),
-    };
-    if matches!(name, b"" | b"." | b"..") {
-        return paths
-            .canonical(client)
-            .unwrap_or_else(|_| lexical(paths, client));
+/// The directories resolved for the records of one run of requests: the working
+/// directory, and the last directory a path named. A run of uploads into one
+/// directory resolves it once; the server forgets them before it waits for more
+/// requests, and after a request that may have renamed or removed one.
+#[derive(Default)]
+pub struct Dirs {
+    cwd: RefCell<Option<Vec<u8>>>,
+    last: RefCell<Option<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Dirs {
+    pub fn forget(&self) {
+        self.cwd.take();
+        self.last.take();
     }
-    let dir = match dir {
-        None => paths.cwd(),
-        Some(b"") => Ok(b"/".to_vec()),
-        Some(d) => paths.canonical(d),
-    };
-    match dir {
-        Ok(mut d) => {
-            if !d.ends_with(b"/") {
-                d.push(b'/');
-            }
-            d.extend_from_slice(name);
-            d
+
+    /// A client path as that client would see it absolute: its directory resolved
+    /// the way REALPATH resolves it (inside the root when confined), the final name
+    /// as given (a symlink removed or renamed is named, not followed). Where the
+    /// directory cannot be resolved (the request failed for that), the path is made
+    /// absolute as written.
+    pub fn absolute(&self, paths: &Paths, client: &[u8]) -> Vec<u8> {
+        let end = client.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+        let trimmed = &client[..end];
+        let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+            Some(i) => (Some(&trimmed[..i]), &trimmed[i + 1..]),
+            None => (None, trimmed),
+        };
+        if matches!(name, b"" | b"." | b"..") {
+            return paths
+                .canonical(client)
+                .unwrap_or_else(|_| lexical(&self.cwd(paths), client));
         }
-        Err(_) => lexical(paths, client),
+        let dir = match dir {
+            None => Ok(self.cwd(paths)),
+            Some(b"") => Ok(b"/".to_vec()),
+            Some(d) => self.dir(paths, d),
+        };
+        match dir {
+            Ok(mut d) => {
+                if !d.ends_with(b"/") {
+                    d.push(b'/');
+                }
+                d.extend_from_slice(name);
+                d
+            }
+            Err(_) => lexical(&self.cwd(paths), client),
+        }
+    }
+
+    fn cwd(&self, paths: &Paths) -> Vec<u8> {
+        self.cwd
+            .borrow_mut()
+            .get_or_insert_with(|| paths.cwd().unwrap_or_else(|_| b"/".to_vec()))
+            .clone()
+    }
+
+    fn dir(&self, paths: &Paths, dir: &[u8]) -> Result<Vec<u8>, nix::errno::Errno> {
+        if let Some((client, resolved)) = &*self.last.borrow()
+            && client == dir
+        {
+            return Ok(resolved.clone());
+        }
+        let resolved = paths.canonical(dir)?;
+        *self.last.borrow_mut() = Some((dir.to_vec(), resolved.clone()));
+        Ok(resolved)
     }
 }
 
 /// `client` made absolute from the working directory without looking at the file
 /// system: `.`, `..` and repeated slashes removed.
-fn lexical(paths: &Paths, client: &[u8]) -> Vec<u8> {
+fn lexical(cwd: &[u8], client: &[u8]) -> Vec<u8> {
     let mut out = match client.starts_with(b"/") {
         true => b"/".to_vec(),
-        false => paths.cwd().unwrap_or_else(|_| b"/".to_vec()),
+        false => cwd.to_vec(),
     };
     for c in client.split(|&b| b == b'/') {
         match c {

@@ -61,6 +61,8 @@ pub struct Audit {
     /// datagram each for the journal).
     pending: Vec<Vec<u8>>,
     pending_bytes: usize,
+    /// Directories resolved for the records of the current run of requests.
+    pub dirs: events::Dirs,
 }
 
 impl Audit {
@@ -75,6 +77,7 @@ impl Audit {
             totals: Totals::default(),
             pending: Vec::new(),
             pending_bytes: 0,
+            dirs: events::Dirs::default(),
         }
     }
 
@@ -104,6 +107,7 @@ impl Audit {
 
     /// Writes every pending record. An error here must end the session.
     pub fn flush(&mut self) -> Result<(), Errno> {
+        self.dirs.forget();
         if self.pending.is_empty() {
             return Ok(());
         }

@@ -1,8 +1,6 @@
 //! One audit record and its two encodings: a JSON object on one line, and journald's
 //! native protocol (the same fields, upper-cased, prefixed `SFTP_`).
 
-use std::fmt::Write as _;
-
 /// The longest path a record carries; a longer one (only a failed request can name
 /// one) is cut there and `<field>_truncated` says so. With it a record stays under
 /// 32 KiB, one write(2) and one datagram.
@@ -25,8 +23,9 @@ pub struct Record {
     /// `None`: it worked. Else the status name sent and the OS's text, if any.
     failure: Option<(&'static str, Option<String>)>,
     fields: Vec<(&'static str, Value)>,
-    /// The journal's MESSAGE: an OpenSSH-style line.
-    message: String,
+    /// The journal's MESSAGE, where it is more than the event's name: an
+    /// OpenSSH-style line.
+    message: Option<String>,
 }
 
 /// The fields every record of a session carries.
@@ -45,7 +44,7 @@ impl Record {
             event,
             failure: None,
             fields: Vec::new(),
-            message: event.to_string(),
+            message: None,
         }
     }
 
@@ -78,7 +77,7 @@ impl Record {
     }
 
     pub fn message(mut self, message: String) -> Record {
-        self.message = message;
+        self.message = Some(message);
         self
     }
 
@@ -87,7 +86,7 @@ impl Record {
         let mut o = Json(Vec::with_capacity(256));
         o.0.push(b'{');
         o.key("v");
-        o.raw(&super::VERSION.to_string());
+        o.num(super::VERSION);
         o.key("ts");
         o.str(&timestamp());
         o.key("event");
@@ -95,13 +94,13 @@ impl Record {
         o.key("sid");
         o.str(c.sid);
         o.key("seq");
-        o.raw(&c.seq.to_string());
+        o.num(c.seq);
         o.key("pid");
-        o.raw(&c.pid.to_string());
+        o.num(c.pid.into());
         o.key("user");
         o.str(c.user);
         o.key("uid");
-        o.raw(&c.uid.to_string());
+        o.num(c.uid.into());
         o.key("client");
         o.str(c.client);
         o.key("status");
@@ -130,7 +129,7 @@ impl Record {
                 }
                 Value::U64(n) => {
                     o.key(name);
-                    o.raw(&n.to_string());
+                    o.num(*n);
                 }
                 Value::Bool(b) => {
                     o.key(name);
@@ -165,10 +164,16 @@ impl Record {
         } else {
             "ok"
         };
+        let line = match (&self.message, self.event) {
+            (Some(m), _) => m.clone(),
+            (None, "transfer") => self.close_line(),
+            (None, event) => event.to_string(),
+        };
+        let line = line.as_str();
         let message = match &self.failure {
-            None => self.message.clone(),
-            Some((s, Some(e))) => format!("{}: {} ({})", self.message, s, e),
-            Some((s, None)) => format!("{}: {}", self.message, s),
+            None => line.to_string(),
+            Some((s, Some(e))) => format!("{line}: {s} ({e})"),
+            Some((s, None)) => format!("{line}: {s}"),
         };
         put(&mut j, "MESSAGE", message.as_bytes());
         put(
@@ -215,6 +220,26 @@ impl Record {
     }
 }
 
+impl Record {
+    /// OpenSSH's close line, for a transfer's journal MESSAGE.
+    fn close_line(&self) -> String {
+        let field = |name: &str| self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+        let num = |name: &str| match field(name) {
+            Some(Value::U64(n)) => *n,
+            _ => 0,
+        };
+        let path = match field("path") {
+            Some(Value::Path(p)) => String::from_utf8_lossy(p).into_owned(),
+            _ => String::new(),
+        };
+        format!(
+            "close \"{path}\" bytes read {} written {}",
+            num("bytes_read"),
+            num("bytes_written")
+        )
+    }
+}
+
 fn cut(p: &[u8]) -> (&[u8], bool) {
     match p.len() > MAX_PATH {
         true => (&p[..MAX_PATH], true),
@@ -226,12 +251,14 @@ fn cut(p: &[u8]) -> (&[u8], bool) {
 struct Json(Vec<u8>);
 
 impl Json {
+    /// A key: the record's own names are plain ASCII, with nothing to escape.
     fn key(&mut self, k: &str) {
         if self.0.len() > 1 {
             self.0.push(b',');
         }
-        self.str(k);
-        self.0.push(b':');
+        self.0.push(b'"');
+        self.0.extend_from_slice(k.as_bytes());
+        self.0.extend_from_slice(b"\":");
     }
 
     fn str(&mut self, s: &str) {
@@ -240,6 +267,11 @@ impl Json {
 
     fn raw(&mut self, s: &str) {
         self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn num(&mut self, n: u64) {
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 }
 
@@ -284,16 +316,21 @@ pub fn timestamp() -> String {
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = civil(days);
-    let mut s = String::with_capacity(27);
-    let _ = write!(
-        s,
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_micros()
-    );
-    s
+    let mut s = Vec::with_capacity(27);
+    let mut digits = |v: u64, n: u32, sep: u8| {
+        for i in (0..n).rev() {
+            s.push(b'0' + (v / 10u64.pow(i) % 10) as u8);
+        }
+        s.push(sep);
+    };
+    digits(y as u64, 4, b'-');
+    digits(m.into(), 2, b'-');
+    digits(day.into(), 2, b'T');
+    digits(rem as u64 / 3600, 2, b':');
+    digits(rem as u64 % 3600 / 60, 2, b':');
+    digits(rem as u64 % 60, 2, b'.');
+    digits(d.subsec_micros().into(), 6, b'Z');
+    String::from_utf8(s).expect("ASCII digits")
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (days_from_civil

@@ -53,7 +53,10 @@ fn check_common(rs: &[Value]) {
         assert!(r["pid"].as_u64().is_some());
         assert!(r["client"].as_str().is_some_and(|c| c.starts_with("unix:")));
         let ts = r["ts"].as_str().expect("ts");
-        assert!(ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        assert!(
+            ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+            "{ts}"
+        );
         assert!(r["status"] == "ok" || r["status"] == "error");
     }
     assert_eq!(rs[0]["event"], "session_start");
@@ -102,7 +105,10 @@ fn sftp_session(confined: bool) {
     let start = &rs[0];
     assert_eq!(start["version"], 3);
     assert_eq!(start["read_only"], false);
-    assert_eq!(start["start_dir"], at("").trim_end_matches('/').to_string() + if confined { "/" } else { "" });
+    assert_eq!(
+        start["start_dir"],
+        at("").trim_end_matches('/').to_string() + if confined { "/" } else { "" }
+    );
     assert_eq!(start["root"].is_string(), confined);
 
     let transfers = of(&rs, "transfer");
@@ -124,22 +130,37 @@ fn sftp_session(confined: bool) {
     assert_eq!(reget["bytes_read"], 200_000, "reget reads the rest");
 
     let rename = of(&rs, "rename")[0];
-    assert_eq!((&rename["from"], &rename["to"]), (&at("up").into(), &at("moved").into()));
+    assert_eq!(
+        (&rename["from"], &rename["to"]),
+        (&at("up").into(), &at("moved").into())
+    );
     assert_eq!(rename["posix"], true);
     let mkdir = of(&rs, "mkdir")[0];
-    assert_eq!((&mkdir["path"], &mkdir["mode"]), (&at("d").into(), &"0777".into()));
+    assert_eq!(
+        (&mkdir["path"], &mkdir["mode"]),
+        (&at("d").into(), &"0777".into())
+    );
     assert_eq!(of(&rs, "rmdir")[0]["path"], at("d"));
     let setstat = of(&rs, "setstat")[0];
     assert_eq!(setstat["request"], "setstat");
-    assert_eq!((&setstat["path"], &setstat["mode"]), (&at("moved").into(), &"0600".into()));
+    assert_eq!(
+        (&setstat["path"], &setstat["mode"]),
+        (&at("moved").into(), &"0600".into())
+    );
     let hard = of(&rs, "hardlink")[0];
-    assert_eq!((&hard["from"], &hard["to"]), (&at("moved").into(), &at("hard").into()));
+    assert_eq!(
+        (&hard["from"], &hard["to"]),
+        (&at("moved").into(), &at("hard").into())
+    );
     let soft = of(&rs, "symlink")[0];
     assert_eq!(soft["link"], at("soft"));
     assert!(soft["target"].as_str().unwrap().ends_with("moved"));
     let removes = of(&rs, "remove");
     assert_eq!(removes.len(), 2);
-    assert_eq!((&removes[0]["path"], &removes[0]["status"]), (&at("hard").into(), &"ok".into()));
+    assert_eq!(
+        (&removes[0]["path"], &removes[0]["status"]),
+        (&at("hard").into(), &"ok".into())
+    );
     let failed = removes[1];
     assert_eq!(failed["path"], at("nonexistent"));
     assert_eq!(failed["status"], "error");
@@ -352,7 +373,11 @@ fn audit_journal_fields() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let dest = format!("journal:{}", path.display());
-    let mut s = Session::init(Spawn::new(scratch.path()).args(&["--audit-log", &dest]).start());
+    let mut s = Session::init(
+        Spawn::new(scratch.path())
+            .args(&["--audit-log", &dest])
+            .start(),
+    );
     let h = s.handle(Request::Open {
         path: b"a\nb",
         pflags: SSH_FXF_WRITE | SSH_FXF_CREAT,
@@ -369,20 +394,29 @@ fn audit_journal_fields() {
         got.push(parse_journal(&buf[..n]));
     }
     let events: Vec<&str> = got.iter().map(|f| f["SFTP_EVENT"].as_str()).collect();
-    assert_eq!(events, ["session_start", "transfer", "remove", "session_end"]);
+    assert_eq!(
+        events,
+        ["session_start", "transfer", "remove", "session_end"]
+    );
     let t = &got[1];
     assert_eq!(t["SYSLOG_IDENTIFIER"], "sftp-server");
     assert_eq!(t["PRIORITY"], "6");
     assert_eq!(t["MESSAGE_ID"].len(), 32);
     assert_eq!(t["SFTP_BYTES_WRITTEN"], "5");
-    assert!(t["SFTP_PATH"].ends_with("/a\nb"), "a value with a newline, exactly");
+    assert!(
+        t["SFTP_PATH"].ends_with("/a\nb"),
+        "a value with a newline, exactly"
+    );
     assert!(t["MESSAGE"].starts_with("close \""));
     assert_eq!(t["SFTP_SEQ"], "2");
     let r = &got[2];
     assert_eq!(r["PRIORITY"], "4");
     assert_eq!(r["SFTP_STATUS"], "error");
     assert_eq!(r["SFTP_SFTP_STATUS"], "NO_SUCH_FILE");
-    assert_ne!(t["MESSAGE_ID"], r["MESSAGE_ID"], "one id per kind of record");
+    assert_ne!(
+        t["MESSAGE_ID"], r["MESSAGE_ID"],
+        "one id per kind of record"
+    );
 }
 
 /// journald's native protocol: `KEY=value\n`, or `KEY\n`, a 64-bit little-endian
@@ -429,10 +463,16 @@ fn audit_fails_closed() {
     let mut c = Client::new(sock);
     c.send_init(3);
     c.expect_eof();
-    assert_eq!(wait_bounded(&mut child, Duration::from_secs(10)).code(), Some(1));
+    assert_eq!(
+        wait_bounded(&mut child, Duration::from_secs(10)).code(),
+        Some(1)
+    );
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(err.contains("audit log: write: No space left on device"), "{err}");
+    assert!(
+        err.contains("audit log: write: No space left on device"),
+        "{err}"
+    );
 
     // A path that cannot be opened, and a symlink where the log should be.
     std::os::unix::fs::symlink("elsewhere", scratch.path().join("link.jsonl")).unwrap();
@@ -447,7 +487,10 @@ fn audit_fails_closed() {
         let mut c = Client::new(sock);
         let _ = c.try_send_raw(&frame(SSH_FXP_INIT, &3u32.to_be_bytes()));
         c.expect_eof();
-        assert_eq!(wait_bounded(&mut child, Duration::from_secs(10)).code(), Some(255));
+        assert_eq!(
+            wait_bounded(&mut child, Duration::from_secs(10)).code(),
+            Some(255)
+        );
         let mut err = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert!(err.contains(why), "{dest}: {err}");
