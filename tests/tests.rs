@@ -16,6 +16,7 @@ mod diff;
 mod ext;
 mod faults;
 mod fuzz_regressions;
+mod hash;
 mod manpage;
 mod ncat;
 mod pipeline;
