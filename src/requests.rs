@@ -38,6 +38,8 @@ pub enum Op {
     CopyData,
     HomeDirectory,
     UsersGroupsById,
+    CheckFile,
+    CopyFile,
 }
 
 /// How a request is carried on the wire.
@@ -61,6 +63,9 @@ pub struct RequestInfo {
     pub carrier: Carrier,
     /// Refused in read-only mode (`-R`).
     pub writes: bool,
+    /// More extension names that arrive as this request but are not advertised:
+    /// the draft's check-file-name and check-file-handle behind `check-file`.
+    pub aliases: &'static [&'static str],
 }
 
 const fn row(op: Op, name: &'static str, carrier: Carrier, writes: bool) -> RequestInfo {
@@ -69,6 +74,7 @@ const fn row(op: Op, name: &'static str, carrier: Carrier, writes: bool) -> Requ
         name,
         carrier,
         writes,
+        aliases: &[],
     }
 }
 
@@ -149,7 +155,23 @@ pub static REQUESTS: &[RequestInfo] = &[
         ext("users-groups-by-id@openssh.com", "1"),
         false,
     ),
+    // Advertised under paramiko's and WinSCP's name, with the algorithms it offers
+    // as its data (as paramiko's own server advertises it); WinSCP sends
+    // check-file-name, paramiko check-file with a handle.
+    RequestInfo {
+        op: Op::CheckFile,
+        name: "check-file",
+        carrier: ext("check-file", crate::ops::hash::ALGORITHM_LIST),
+        writes: false,
+        aliases: &[CHECK_FILE_NAME, CHECK_FILE_HANDLE],
+    },
+    row(Op::CopyFile, "copy-file", ext("copy-file", "1"), true),
 ];
+
+/// The draft's name of check-file by path.
+pub const CHECK_FILE_NAME: &str = "check-file-name";
+/// The draft's name of check-file by handle.
+pub const CHECK_FILE_HANDLE: &str = "check-file-handle";
 
 impl Op {
     pub fn info(self) -> &'static RequestInfo {
@@ -159,9 +181,10 @@ impl Op {
 
 /// The row of an extension by its wire name.
 pub fn extension(name: &[u8]) -> Option<&'static RequestInfo> {
-    REQUESTS
-        .iter()
-        .find(|r| matches!(r.carrier, Carrier::Extension { name: n, .. } if n.as_bytes() == name))
+    REQUESTS.iter().find(|r| {
+        matches!(r.carrier, Carrier::Extension { name: n, .. } if n.as_bytes() == name)
+            || r.aliases.iter().any(|a| a.as_bytes() == name)
+    })
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ fn changes_file_data(request: &Request<'_>) -> bool {
         Request::SetStat { attrs, .. }
         | Request::FSetStat { attrs, .. }
         | Request::LSetStat { attrs, .. } => attrs.size.is_some(),
+        // It may overwrite a file whose pages a spliced READ reply still holds.
+        Request::CopyFile { .. } => true,
         _ => false,
     }
 }
@@ -269,6 +271,33 @@ impl Session {
             UsersGroupsById { id, uids, gids } => {
                 ops::info::users_groups_by_id(self, out, id, uids, gids)
             }
+            CheckFile {
+                id,
+                form,
+                target,
+                hash_algorithm_list,
+                start_offset,
+                length,
+                block_size,
+            } => ops::hash::check_file(
+                self,
+                out,
+                id,
+                form,
+                target,
+                ops::hash::Range {
+                    algorithms: hash_algorithm_list,
+                    start: start_offset,
+                    length,
+                    block_size,
+                },
+            ),
+            CopyFile {
+                source_path,
+                destination_path,
+                overwrite_destination,
+                ..
+            } => ops::file::copy_file(self, source_path, destination_path, overwrite_destination),
             UnknownExtended { name, .. } => {
                 logit!(Error, "Unknown extended request \"{}\"", Bytes(name));
                 Err(Status::OP_UNSUPPORTED)

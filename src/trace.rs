@@ -160,6 +160,33 @@ pub fn request(handles: &HandleTable, r: &Request<'_>) {
             uids.len(),
             gids.len()
         ),
+        CheckFile {
+            id,
+            form,
+            target,
+            start_offset,
+            length,
+            block_size,
+            ..
+        } => match form {
+            wire::CheckFileForm::Name => logit!(
+                Debug3,
+                "request {}: check-file name \"{}\"",
+                id,
+                Bytes(target)
+            ),
+            _ => logit!(
+                Debug1,
+                "request {}: check-file \"{}\" (handle {}) off {} len {} block-size {}",
+                id,
+                name(handles, target),
+                signed(handles, target),
+                start_offset,
+                length,
+                block_size
+            ),
+        },
+        CopyFile { id, .. } => logit!(Debug3, "request {}: copy-file", id),
         Init { .. } | UnknownExtended { .. } | Unknown { .. } => {}
     }
 }

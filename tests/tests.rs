@@ -17,6 +17,7 @@ mod diff;
 mod ext;
 mod faults;
 mod fuzz_regressions;
+mod hash;
 mod manpage;
 mod ncat;
 mod pipeline;

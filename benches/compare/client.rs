@@ -34,6 +34,7 @@ pub mod fxp {
     pub const RMDIR: u8 = 15;
     pub const STAT: u8 = 17;
     pub const RENAME: u8 = 18;
+    pub const EXTENDED: u8 = 200;
     pub const STATUS: u8 = 101;
     pub const HANDLE: u8 = 102;
     pub const DATA: u8 = 103;
@@ -500,6 +501,14 @@ impl<'a> Request<'a> {
 
     pub fn rmdir(&mut self, path: &str) {
         self.path_request(fxp::RMDIR, path);
+    }
+
+    /// An EXTENDED request: its name, then `body` as already encoded.
+    pub fn extended(&mut self, name: &str, body: &[u8]) {
+        let start = self.begin(fxp::EXTENDED);
+        self.string(name.as_bytes());
+        self.out.bytes.extend_from_slice(body);
+        self.end(start);
     }
 
     pub fn rename(&mut self, from: &str, to: &str) {

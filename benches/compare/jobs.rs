@@ -819,3 +819,41 @@ impl Chain for MetaFile {
         self.done
     }
 }
+
+/// One EXTENDED request answered by EXTENDED_REPLY or STATUS OK (check-file,
+/// copy-file): the server's whole work is in that one request.
+pub struct OneExtended {
+    pub name: &'static str,
+    pub body: Vec<u8>,
+    pub sent: bool,
+    pub done: bool,
+}
+
+impl Job for OneExtended {
+    type Tag = ();
+
+    fn next(&mut self, req: &mut Request<'_>) -> Option<()> {
+        if self.sent {
+            return None;
+        }
+        self.sent = true;
+        req.extended(self.name, &self.body);
+        Some(())
+    }
+
+    fn reply(&mut self, _: (), reply: Reply<'_>) -> Result<()> {
+        match reply {
+            Reply::Extended => {}
+            r => r.ok()?,
+        }
+        self.done = true;
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<()> {
+        match self.done {
+            true => Ok(()),
+            false => Err(format!("{}: no reply", self.name)),
+        }
+    }
+}

@@ -249,7 +249,7 @@ fn run(o: Options) -> Result<(), String> {
         .into_iter()
         .filter(|w| o.only.is_empty() || o.only.iter().any(|s| w.name.contains(s.as_str())))
         // OpenSSH's sftp drives its own single session.
-        .filter(|w| o.sessions.is_none() || !w.kind.is_sftp())
+        .filter(|w| o.sessions.is_none() || !(w.kind.is_sftp() || w.kind.is_against_program()))
         .map(|w| w.times(sessions))
         .collect();
     if o.list {

@@ -4,8 +4,8 @@
 
 use crate::client::{Conn, Job, Result, pflags};
 use crate::jobs::{
-    Chained, MetaDir, MetaFile, ReadDir, ReadFile, SmallCreate, SmallRead, Stat, WriteFile,
-    entry_name, small_path, small_seed,
+    Chained, MetaDir, MetaFile, OneExtended, ReadDir, ReadFile, SmallCreate, SmallRead, Stat,
+    WriteFile, entry_name, small_path, small_seed,
 };
 use crate::pattern;
 use crate::server::{self, Exit, Server, Transport, Usage};
@@ -91,6 +91,8 @@ impl Sizes {
 const META_DIR: &str = "meta";
 const SMALL_NEW_DIR: &str = "small-new";
 const NEW_FILE: &str = "new.bin";
+/// What copy-file and `cp` write.
+const COPY_OUT: &str = "copy.bin";
 
 /// What a workload moves: bytes, or a count of some unit.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +106,9 @@ pub enum Kind {
     Read(u32),
     WriteNew(u32),
     WriteOver(u32),
-    Stat { lstat: bool },
+    Stat {
+        lstat: bool,
+    },
     ReadDir,
     SmallCreate,
     SmallRead,
@@ -112,11 +116,22 @@ pub enum Kind {
     MetaFile,
     SftpGet(Option<u32>),
     SftpPut(Option<u32>),
+    /// check-file-name sha256 of the source file; OpenSSH has no check-file, so its
+    /// column is `sha256sum` on the same file.
+    CheckFile,
+    /// copy-file of the source file; OpenSSH's column is `cp` on the same file system.
+    CopyFile,
 }
 
 impl Kind {
     pub fn is_sftp(self) -> bool {
         matches!(self, Kind::SftpGet(_) | Kind::SftpPut(_))
+    }
+
+    /// Compared with a program (`sha256sum`, `cp`) in OpenSSH's column, as OpenSSH's
+    /// server has no such request; not run with `--sessions`.
+    pub fn is_against_program(self) -> bool {
+        matches!(self, Kind::CheckFile | Kind::CopyFile)
     }
 }
 
@@ -261,6 +276,20 @@ pub fn all(s: &Sizes) -> Vec<Workload> {
             Kind::SftpPut(b),
         );
     }
+    add(
+        "check-file".into(),
+        format!(
+            "check-file-name sha256 of a cached {size} file; OpenSSH's column: `sha256sum` of it"
+        ),
+        bytes,
+        Kind::CheckFile,
+    );
+    add(
+        "copy-file".into(),
+        format!("copy-file of a cached {size} file; OpenSSH's column: `cp` of it"),
+        bytes,
+        Kind::CopyFile,
+    );
     w
 }
 
@@ -353,7 +382,7 @@ impl Ctx {
     pub fn prepare(&self, workloads: &[Workload]) -> Result<()> {
         let needs = |f: fn(Kind) -> bool| workloads.iter().any(|w| f(w.kind));
         let s = &self.sizes;
-        if needs(|k| matches!(k, Kind::Read(_)) || k.is_sftp()) {
+        if needs(|k| matches!(k, Kind::Read(_)) || k.is_sftp() || k.is_against_program()) {
             let path = self.path(&s.src());
             if pattern::verify_file(&path, s.file, SRC_SEED).is_err() {
                 eprintln!("creating {}", path.display());
@@ -532,7 +561,80 @@ impl Ctx {
             }
             Kind::SftpGet(buflen) => self.sftp(server, true, buflen),
             Kind::SftpPut(buflen) => self.sftp(server, false, buflen),
+            Kind::CheckFile | Kind::CopyFile => self.against_program(workload.kind, server),
         }
+    }
+
+    /// check-file or copy-file through our server; for OpenSSH's, which has neither,
+    /// the program that does the same on the same file (`sha256sum`, `cp`).
+    fn against_program(&self, kind: Kind, server: &Server) -> Result<Sample> {
+        let src = self.sizes.src();
+        let out = self.path(COPY_OUT);
+        let _ = fs::remove_file(&out);
+        settle();
+        let sample = if server.label == "ours" {
+            let (name, body) = match kind {
+                Kind::CheckFile => {
+                    let mut b = Vec::new();
+                    for s in [src.as_bytes(), b"sha256"] {
+                        b.extend_from_slice(&(s.len() as u32).to_be_bytes());
+                        b.extend_from_slice(s);
+                    }
+                    b.extend_from_slice(&[0; 8 + 8 + 4]);
+                    ("check-file-name", b)
+                }
+                _ => {
+                    let mut b = Vec::new();
+                    for s in [src.as_bytes(), COPY_OUT.as_bytes()] {
+                        b.extend_from_slice(&(s.len() as u32).to_be_bytes());
+                        b.extend_from_slice(s);
+                    }
+                    b.push(0);
+                    ("copy-file", b)
+                }
+            };
+            let job = OneExtended {
+                name,
+                body,
+                sent: false,
+                done: false,
+            };
+            self.pipelined(server, job)?
+        } else {
+            let mut cmd = match kind {
+                Kind::CheckFile => {
+                    let mut c = Command::new("sha256sum");
+                    c.arg(&src);
+                    c
+                }
+                _ => {
+                    let mut c = Command::new("cp");
+                    c.arg(&src).arg(COPY_OUT);
+                    c
+                }
+            };
+            cmd.current_dir(&self.dir).stdout(Stdio::null());
+            let (start, children) = (Instant::now(), children_cpu());
+            let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+            let elapsed = start.elapsed();
+            if !status.success() {
+                return Err(format!("{cmd:?}: {status}"));
+            }
+            Sample {
+                elapsed,
+                usage: Usage {
+                    cpu: children_cpu().saturating_sub(children),
+                    maxrss_kib: 0,
+                },
+                client_cpu: Duration::ZERO,
+                pss_kib: 0,
+            }
+        };
+        if matches!(kind, Kind::CopyFile) {
+            pattern::verify_file(&out, self.sizes.file, SRC_SEED)?;
+            fs::remove_file(&out).map_err(io(&out))?;
+        }
+        Ok(sample)
     }
 
     fn check_empty(&self, name: &str) -> Result<()> {
@@ -823,7 +925,7 @@ impl Ctx {
                 dir: self.fresh_dir(META_DIR)?,
                 count: s.meta_files,
             },
-            Kind::SftpGet(_) | Kind::SftpPut(_) => {
+            Kind::SftpGet(_) | Kind::SftpPut(_) | Kind::CheckFile | Kind::CopyFile => {
                 return Err(format!("{}: not a pipelined workload", workload.name));
             }
         })

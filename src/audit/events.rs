@@ -30,6 +30,8 @@ pub enum Pending<'a> {
         from: &'a [u8],
         to: &'a [u8],
         posix: Option<bool>,
+        /// copy-file's overwrite flag.
+        overwrite: Option<bool>,
     },
     SetStat {
         request: &'static str,
@@ -97,6 +99,7 @@ pub fn before<'a>(
             from: oldpath,
             to: newpath,
             posix: Some(false),
+            overwrite: None,
         },
         Request::PosixRename {
             oldpath, newpath, ..
@@ -105,6 +108,19 @@ pub fn before<'a>(
             from: oldpath,
             to: newpath,
             posix: Some(true),
+            overwrite: None,
+        },
+        Request::CopyFile {
+            source_path,
+            destination_path,
+            overwrite_destination,
+            ..
+        } => Pending::Two {
+            event: "copy",
+            from: source_path,
+            to: destination_path,
+            posix: None,
+            overwrite: Some(*overwrite_destination),
         },
         Request::Hardlink {
             oldpath, newpath, ..
@@ -113,6 +129,7 @@ pub fn before<'a>(
             from: oldpath,
             to: newpath,
             posix: None,
+            overwrite: None,
         },
         Request::Symlink {
             targetpath,
@@ -173,7 +190,12 @@ pub fn after(
     let absolute = |p: &[u8]| dirs.absolute(paths, p);
     let renames = matches!(
         pending,
-        Pending::Path("remove" | "rmdir", ..) | Pending::Two { .. } | Pending::Symlink { .. }
+        Pending::Path("remove" | "rmdir", ..)
+            | Pending::Two {
+                event: "rename" | "hardlink",
+                ..
+            }
+            | Pending::Symlink { .. }
     );
     let record = match pending {
         Pending::None => return,
@@ -218,12 +240,16 @@ pub fn after(
             from,
             to,
             posix,
+            overwrite,
         } => {
             let mut r = Record::new(event)
                 .path("from", &absolute(from))
                 .path("to", &absolute(to));
             if let Some(posix) = posix {
                 r = r.bool("posix", posix);
+            }
+            if let Some(overwrite) = overwrite {
+                r = r.text("request", "copy-file").bool("overwrite", overwrite);
             }
             outcome(r, result)
         }
@@ -269,6 +295,7 @@ pub fn after(
                 .map_or(0, |h| h.bytes_read - read_before);
             outcome(
                 Record::new("copy")
+                    .text("request", "copy-data")
                     .path("from", &from)
                     .path("to", &to)
                     .u64("from_offset", from_offset)

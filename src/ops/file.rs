@@ -1,4 +1,5 @@
-//! Requests on open files: OPEN, CLOSE, READ, WRITE, FSTAT, FSETSTAT.
+//! Requests on open files: OPEN, CLOSE, READ, WRITE, FSTAT, FSETSTAT; and the two
+//! copies inside the server, copy-data (between handles) and copy-file (by path).
 
 use super::{Answer, OpResult};
 use crate::handles::{Handle, Object};
@@ -302,9 +303,7 @@ pub fn fstatvfs(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpRes
 }
 
 /// copy-data: copies `len` bytes (0: to the end of the source) from one open file to
-/// another inside the server. copy_file_range(2) lets file systems that can share
-/// extents do so; a read/write loop covers the rest, and the APPEND case (which
-/// copy_file_range refuses).
+/// another inside the server (see [`copy_range`]).
 pub fn copy_data(
     s: &mut Session,
     from: &[u8],
@@ -325,8 +324,28 @@ pub fn copy_data(
     if from == to || (same_file && (append || overlaps)) {
         return Err(Status::FAILURE);
     }
-    let mut src_off = offset(from_off)?;
-    let mut dst_off = offset(to_off)?;
+    let copied = copy_range(src, offset(from_off)?, dst, offset(to_off)?, len, append)?;
+    if let Some(h) = s.handles.get_mut(from) {
+        h.bytes_read += copied;
+    }
+    if let Some(h) = s.handles.get_mut(to) {
+        h.bytes_written += copied;
+    }
+    Ok(Answer::Ok)
+}
+
+/// The copy engine of copy-data and copy-file: `len` bytes (0: to the end of the
+/// source) from `src` at `src_off` to `dst` at `dst_off`; returns the bytes copied.
+/// copy_file_range(2) lets file systems that can share extents do so; a read/write
+/// loop covers the rest, and the APPEND case (which copy_file_range refuses).
+fn copy_range(
+    src: BorrowedFd<'_>,
+    mut src_off: i64,
+    dst: BorrowedFd<'_>,
+    mut dst_off: i64,
+    len: u64,
+    append: bool,
+) -> Result<u64, Status> {
     let mut left = if len == 0 { u64::MAX } else { len };
     let mut copied: u64 = 0;
     let mut use_cfr = !append;
@@ -391,11 +410,69 @@ pub fn copy_data(
         left -= n as u64;
         copied += n as u64;
     }
-    if let Some(h) = s.handles.get_mut(from) {
-        h.bytes_read += copied;
+    Ok(copied)
+}
+
+/// The text of a copy-file refused because both paths name one file.
+const SAME_FILE: &str = "Source and destination are the same file";
+
+/// Whether `st` is a regular file; a directory is EISDIR, anything else refused.
+fn regular(st: &stat::FileStat) -> Result<(), Status> {
+    match stat::SFlag::from_bits_truncate(st.st_mode) & stat::SFlag::S_IFMT {
+        stat::SFlag::S_IFREG => Ok(()),
+        stat::SFlag::S_IFDIR => Err(Errno::EISDIR.into()),
+        _ => Err(Status::with_text(
+            crate::status::StatusCode::FAILURE,
+            "Not a regular file",
+        )),
     }
-    if let Some(h) = s.handles.get_mut(to) {
-        h.bytes_written += copied;
+}
+
+/// copy-file: a regular file (the target of a symlink) copied to a new name, with the
+/// source's permissions and modification time (clients send no SETSTAT after it). An
+/// existing destination is replaced only when the client says so.
+pub fn copy_file(s: &mut Session, source: &[u8], destination: &[u8], overwrite: bool) -> OpResult {
+    logit!(
+        Info,
+        "copy-file from \"{}\" to \"{}\"{}",
+        Bytes(source),
+        Bytes(destination),
+        if overwrite { " overwrite" } else { "" }
+    );
+    let nonblock = OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+    let src = s
+        .paths
+        .open(source, OFlag::O_RDONLY | nonblock, Mode::empty())?;
+    let src_st = stat::fstat(&src)?;
+    regular(&src_st)?;
+    let mode = Mode::from_bits_truncate(src_st.st_mode & 0o7777);
+    // Not truncated at open: the destination may turn out to be the source itself.
+    let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT | nonblock;
+    if !overwrite {
+        flags |= OFlag::O_EXCL;
     }
-    Ok(Answer::Ok)
+    let dst = s.paths.open(destination, flags, mode)?;
+    let dst_st = stat::fstat(&dst)?;
+    if (src_st.st_dev, src_st.st_ino) == (dst_st.st_dev, dst_st.st_ino) {
+        return Err(Status::with_text(
+            crate::status::StatusCode::FAILURE,
+            SAME_FILE,
+        ));
+    }
+    regular(&dst_st)?;
+    if dst_st.st_size != 0 {
+        ftruncate(&dst, 0)?;
+    }
+    copy_range(src.as_fd(), 0, dst.as_fd(), 0, 0, false)?;
+    // The mode given at creation went through the umask, and an existing file kept
+    // its own: set it as the source has it.
+    fchmod(&dst, mode)?;
+    let atime = nix::sys::time::TimeSpec::new(src_st.st_atime, src_st.st_atime_nsec);
+    let mtime = nix::sys::time::TimeSpec::new(src_st.st_mtime, src_st.st_mtime_nsec);
+    futimens(&dst, &atime, &mtime)?;
+    // close(2) may report a write-back error that the client must hear of.
+    match nix::unistd::close(dst.into_raw_fd()) {
+        Ok(()) | Err(Errno::EINTR) => Ok(Answer::Ok),
+        Err(e) => Err(e.into()),
+    }
 }

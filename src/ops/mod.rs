@@ -6,6 +6,7 @@
 
 pub mod dir;
 pub mod file;
+pub mod hash;
 pub mod info;
 pub mod path;
 

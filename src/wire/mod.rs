@@ -8,7 +8,7 @@ mod request;
 
 pub use attrs::Attrs;
 pub use reader::{DecodeError, Reader};
-pub use request::{Request, decode};
+pub use request::{CheckFileForm, Request, decode};
 
 /// The largest frame (length field excluded) accepted from a client, as OpenSSH's
 /// `SFTP_MAX_MSG_LENGTH`. A longer one ends the session.

@@ -148,6 +148,26 @@ pub enum Request<'a> {
         uids: &'a [u8],
         gids: &'a [u8],
     },
+    /// check-file-name, check-file-handle, or paramiko's check-file (a handle).
+    CheckFile {
+        id: u32,
+        form: CheckFileForm,
+        /// A path (check-file-name) or a handle.
+        target: &'a [u8],
+        /// Comma-separated, in the client's order of preference.
+        hash_algorithm_list: &'a [u8],
+        start_offset: u64,
+        /// 0: to the end of the file.
+        length: u64,
+        /// 0: one hash over the range.
+        block_size: u32,
+    },
+    CopyFile {
+        id: u32,
+        source_path: &'a [u8],
+        destination_path: &'a [u8],
+        overwrite_destination: bool,
+    },
     /// An EXTENDED request whose name this server does not know.
     UnknownExtended {
         id: u32,
@@ -158,6 +178,19 @@ pub enum Request<'a> {
         id: u32,
         ptype: u8,
     },
+}
+
+/// The name a check-file request arrived under, which decides what its target is
+/// and how the reply begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFileForm {
+    /// check-file-name: a path; the reply is the algorithm and the digests.
+    Name,
+    /// check-file-handle: a handle; the reply as for Name.
+    Handle,
+    /// check-file, as paramiko sends it: a handle; the reply starts with the
+    /// string "check-file" before the algorithm.
+    Paramiko,
 }
 
 /// A packet whose framing was fine but whose body was not.
@@ -204,6 +237,8 @@ impl Request<'_> {
             | CopyData { id, .. }
             | HomeDirectory { id, .. }
             | UsersGroupsById { id, .. }
+            | CheckFile { id, .. }
+            | CopyFile { id, .. }
             | UnknownExtended { id, .. }
             | Unknown { id, .. } => Some(id),
         }
@@ -243,6 +278,8 @@ impl Request<'_> {
             CopyData { .. } => Op::CopyData,
             HomeDirectory { .. } => Op::HomeDirectory,
             UsersGroupsById { .. } => Op::UsersGroupsById,
+            CheckFile { .. } => Op::CheckFile,
+            CopyFile { .. } => Op::CopyFile,
         })
     }
 }
@@ -354,7 +391,7 @@ fn decode_body<'a>(ptype: u8, id: u32, r: &mut Reader<'a>) -> Result<Request<'a>
         SSH_FXP_EXTENDED => {
             let name = r.path()?;
             match requests::extension(name) {
-                Some(info) => decode_extension(info.op, id, r)?,
+                Some(info) => decode_extension(info.op, name, id, r)?,
                 None => UnknownExtended { id, name },
             }
         }
@@ -363,7 +400,12 @@ fn decode_body<'a>(ptype: u8, id: u32, r: &mut Reader<'a>) -> Result<Request<'a>
 }
 
 /// The bodies of the extensions in the request table, after their name.
-fn decode_extension<'a>(op: Op, id: u32, r: &mut Reader<'a>) -> Result<Request<'a>, DecodeError> {
+fn decode_extension<'a>(
+    op: Op,
+    name: &[u8],
+    id: u32,
+    r: &mut Reader<'a>,
+) -> Result<Request<'a>, DecodeError> {
     use Request::*;
     Ok(match op {
         Op::PosixRename => PosixRename {
@@ -414,6 +456,31 @@ fn decode_extension<'a>(op: Op, id: u32, r: &mut Reader<'a>) -> Result<Request<'
             id,
             uids: id_list(r)?,
             gids: id_list(r)?,
+        },
+        Op::CheckFile => {
+            let form = match name {
+                n if n == requests::CHECK_FILE_NAME.as_bytes() => CheckFileForm::Name,
+                n if n == requests::CHECK_FILE_HANDLE.as_bytes() => CheckFileForm::Handle,
+                _ => CheckFileForm::Paramiko,
+            };
+            CheckFile {
+                id,
+                form,
+                target: match form {
+                    CheckFileForm::Name => r.path()?,
+                    _ => r.string()?,
+                },
+                hash_algorithm_list: r.string()?,
+                start_offset: r.u64()?,
+                length: r.u64()?,
+                block_size: r.u32()?,
+            }
+        }
+        Op::CopyFile => CopyFile {
+            id,
+            source_path: r.path()?,
+            destination_path: r.path()?,
+            overwrite_destination: r.u8()? != 0,
         },
         // Requests with a packet type of their own never arrive as EXTENDED.
         _ => UnknownExtended {

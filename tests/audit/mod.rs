@@ -497,3 +497,78 @@ fn audit_fails_closed() {
     }
     assert!(!scratch.path().join("elsewhere").exists());
 }
+
+/// copy-data and copy-file are `copy` records, each with its request's name.
+#[test]
+fn audit_copy_records() {
+    if testing_openssh() {
+        return;
+    }
+    let scratch = Scratch::new("audit-copy");
+    let log = scratch.path().join("audit.jsonl");
+    std::fs::write(scratch.path().join("src"), pseudo_random(3, 5000)).unwrap();
+    let mut s = Session::init(
+        Spawn::new(scratch.path())
+            .args(&["--audit-log", log.to_str().unwrap()])
+            .start(),
+    );
+    let body = Buf::new().str(b"src").str(b"dup").u8(0).into_vec();
+    s.ok(Request::Extended {
+        name: b"copy-file",
+        data: &body,
+    });
+    let hs = s.handle(Request::Open {
+        path: b"src",
+        pflags: SSH_FXF_READ,
+        attrs: Attrs::none(),
+    });
+    let hd = s.handle(Request::Open {
+        path: b"part",
+        pflags: SSH_FXF_WRITE | SSH_FXF_CREAT,
+        attrs: Attrs::none(),
+    });
+    let body = Buf::new()
+        .str(&hs)
+        .u64(1000)
+        .u64(2000)
+        .str(&hd)
+        .u64(0)
+        .into_vec();
+    s.ok(Request::Extended {
+        name: b"copy-data",
+        data: &body,
+    });
+    assert!(s.finish().success());
+    let rs = records(&log);
+    check_common(&rs);
+    let copies = of(&rs, "copy");
+    assert_eq!(copies.len(), 2);
+    let dir = std::fs::canonicalize(scratch.path()).unwrap();
+    let at = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    assert_eq!(copies[0]["request"], "copy-file");
+    assert_eq!(
+        (&copies[0]["from"], &copies[0]["to"]),
+        (&at("src").into(), &at("dup").into())
+    );
+    assert_eq!(copies[0]["overwrite"], false);
+    assert_eq!(copies[1]["request"], "copy-data");
+    assert_eq!(
+        (&copies[1]["from"], &copies[1]["to"]),
+        (&at("src").into(), &at("part").into())
+    );
+    assert_eq!(
+        (
+            &copies[1]["from_offset"],
+            &copies[1]["length"],
+            &copies[1]["bytes_copied"]
+        ),
+        (&1000.into(), &2000.into(), &2000.into())
+    );
+    // Both handles were closed by the session's end.
+    assert_eq!(of(&rs, "transfer").len(), 2);
+    assert!(
+        of(&rs, "transfer")
+            .iter()
+            .all(|t| t["close"] == "session_end")
+    );
+}

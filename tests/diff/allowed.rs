@@ -139,7 +139,20 @@ pub static ALLOWED: &[Allowed] = &[
         ends_sessions: true,
         resync: true,
     },
+    Allowed {
+        name: "own-extensions",
+        description: "a second INIT: ours advertises check-file and copy-file after \
+                      OpenSSH's extensions, which are compared",
+        applies: own_extensions,
+        ends_sessions: false,
+        resync: false,
+    },
 ];
+
+fn own_extensions(_: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
+    matches!(ours.replies.first(), Some(Reply::Version { .. }))
+        && *openssh == super::harness::without_own_extensions(ours.clone())
+}
 
 fn readdir_open_directory(s: &Sent, openssh: &Outcome, ours: &Outcome) -> bool {
     let names = |o: &Outcome| -> std::collections::BTreeSet<Vec<u8>> {

@@ -10,7 +10,7 @@ pub mod session;
 
 use packets::*;
 use sftp_server::output::Out;
-use sftp_server::wire::{self, Attrs, Reader, Request};
+use sftp_server::wire::{self, Attrs, CheckFileForm, Reader, Request};
 use std::os::fd::AsFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -121,7 +121,7 @@ impl Fields {
 }
 
 /// How many kinds of request `random_request` makes (every variant of `Request`).
-const KINDS: usize = 32;
+const KINDS: usize = 34;
 
 fn random_request<'a>(rng: &mut Rng, kind: usize, f: &'a Fields) -> Request<'a> {
     use Request::*;
@@ -216,7 +216,30 @@ fn random_request<'a>(rng: &mut Rng, kind: usize, f: &'a Fields) -> Request<'a> 
             uids: &f.ids[0],
             gids: &f.ids[1],
         },
-        30 => UnknownExtended { id, name: &f.name },
+        30 => {
+            let form = [
+                CheckFileForm::Name,
+                CheckFileForm::Handle,
+                CheckFileForm::Paramiko,
+            ][rng.below(3)];
+            CheckFile {
+                id,
+                form,
+                // A handle is any bytes; a name is a path.
+                target: if form == CheckFileForm::Name { p0 } else { h0 },
+                hash_algorithm_list: &f.data,
+                start_offset: rng.u64(),
+                length: rng.u64(),
+                block_size: rng.u32(),
+            }
+        }
+        31 => CopyFile {
+            id,
+            source_path: p0,
+            destination_path: p1,
+            overwrite_destination: rng.coin(),
+        },
+        32 => UnknownExtended { id, name: &f.name },
         _ => {
             let ptype = loop {
                 let t = rng.next() as u8;

@@ -6,7 +6,7 @@
 //! trip through it checks the decoder against the protocol.
 #![allow(dead_code)]
 
-use sftp_server::wire::{Attrs, Request};
+use sftp_server::wire::{Attrs, CheckFileForm, Request};
 
 pub const SSH_FXP_INIT: u8 = 1;
 pub const SSH_FXP_OPEN: u8 = 3;
@@ -54,6 +54,20 @@ pub const EXPAND_PATH: &str = "expand-path@openssh.com";
 pub const COPY_DATA: &str = "copy-data";
 pub const HOME_DIRECTORY: &str = "home-directory";
 pub const USERS_GROUPS_BY_ID: &str = "users-groups-by-id@openssh.com";
+pub const CHECK_FILE_NAME: &str = "check-file-name";
+pub const CHECK_FILE_HANDLE: &str = "check-file-handle";
+/// paramiko's name for check-file-handle.
+pub const CHECK_FILE: &str = "check-file";
+pub const COPY_FILE: &str = "copy-file";
+
+/// The extension name each form of check-file arrives under.
+pub fn check_file_name(form: CheckFileForm) -> &'static str {
+    match form {
+        CheckFileForm::Name => CHECK_FILE_NAME,
+        CheckFileForm::Handle => CHECK_FILE_HANDLE,
+        CheckFileForm::Paramiko => CHECK_FILE,
+    }
+}
 
 pub fn put_u32(v: &mut Vec<u8>, x: u32) {
     v.extend_from_slice(&x.to_be_bytes());
@@ -303,6 +317,33 @@ pub fn encode(req: &Request<'_>) -> Vec<u8> {
             put_str(&mut v, uids);
             put_str(&mut v, gids);
         }
+        CheckFile {
+            id,
+            form,
+            target,
+            hash_algorithm_list,
+            start_offset,
+            length,
+            block_size,
+        } => {
+            ext(&mut v, id, check_file_name(form));
+            put_str(&mut v, target);
+            put_str(&mut v, hash_algorithm_list);
+            put_u64(&mut v, start_offset);
+            put_u64(&mut v, length);
+            put_u32(&mut v, block_size);
+        }
+        CopyFile {
+            id,
+            source_path,
+            destination_path,
+            overwrite_destination,
+        } => {
+            ext(&mut v, id, COPY_FILE);
+            put_str(&mut v, source_path);
+            put_str(&mut v, destination_path);
+            v.push(overwrite_destination as u8);
+        }
         UnknownExtended { id, name } => {
             v.push(SSH_FXP_EXTENDED);
             put_u32(&mut v, id);
@@ -354,6 +395,16 @@ pub fn paths<'a>(req: &Request<'a>) -> Vec<&'a [u8]> {
             linkpath,
             ..
         } => vec![targetpath, linkpath],
+        CheckFile {
+            form: CheckFileForm::Name,
+            target,
+            ..
+        } => vec![target],
+        CopyFile {
+            source_path,
+            destination_path,
+            ..
+        } => vec![source_path, destination_path],
         _ => vec![],
     }
 }
@@ -607,6 +658,51 @@ pub fn samples() -> Vec<(&'static str, Request<'static>)> {
             },
         ),
         (
+            "ext-check-file-name",
+            CheckFile {
+                id: 32,
+                form: CheckFileForm::Name,
+                target: b"link",
+                hash_algorithm_list: b"sha256,md5",
+                start_offset: 0,
+                length: 0,
+                block_size: 0,
+            },
+        ),
+        (
+            "ext-check-file-handle",
+            CheckFile {
+                id: 33,
+                form: CheckFileForm::Handle,
+                target: &H_FILE,
+                hash_algorithm_list: b"crc32",
+                start_offset: 1,
+                length: 1000,
+                block_size: 256,
+            },
+        ),
+        (
+            "ext-check-file",
+            CheckFile {
+                id: 34,
+                form: CheckFileForm::Paramiko,
+                target: &H_FILE,
+                hash_algorithm_list: b"sha1",
+                start_offset: 0,
+                length: 0,
+                block_size: 0,
+            },
+        ),
+        (
+            "ext-copy-file",
+            CopyFile {
+                id: 35,
+                source_path: b"file",
+                destination_path: b"dir/copied",
+                overwrite_destination: true,
+            },
+        ),
+        (
             "ext-unknown",
             UnknownExtended {
                 id: 30,
@@ -721,7 +817,12 @@ pub fn check_decode(data: &[u8]) {
                     sftp_server::requests::Carrier::Extension { name, .. } => {
                         assert_eq!(ptype, SSH_FXP_EXTENDED);
                         let len = be32(&data[5..9]) as usize;
-                        assert_eq!(&data[9..9 + len], name.as_bytes(), "extension name");
+                        let sent = &data[9..9 + len];
+                        let aliases = op.info().aliases;
+                        assert!(
+                            sent == name.as_bytes() || aliases.iter().any(|a| a.as_bytes() == sent),
+                            "extension name"
+                        );
                     }
                 }
             }
@@ -737,7 +838,17 @@ pub fn check_decode(data: &[u8]) {
             );
             // The encoding is the start of the input, unless the decoder dropped
             // something: attributes' extended pairs, or a C string's closing NUL.
-            if !has_attrs(&req) && !ends_a_string_with_nul(data, &req) {
+            if let Request::CopyFile {
+                overwrite_destination,
+                ..
+            } = req
+                && !ends_a_string_with_nul(data, &req)
+            {
+                // A boolean is any byte, true when not 0 (RFC 4251); it encodes as 1.
+                let last = enc.len() - 1;
+                assert!(data.starts_with(&enc[..last]), "copy-file's strings");
+                assert_eq!(data[last] != 0, overwrite_destination, "copy-file's bool");
+            } else if !has_attrs(&req) && !ends_a_string_with_nul(data, &req) {
                 assert!(
                     data.starts_with(&enc),
                     "the decoded request is a prefix of the input: {enc:02x?}"

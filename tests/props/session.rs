@@ -135,9 +135,11 @@ pub fn success_type(req: &Request<'_>) -> Option<u8> {
         | ReadLink { .. }
         | ExpandPath { .. }
         | HomeDirectory { .. } => wire::SSH_FXP_NAME,
-        StatVfs { .. } | FStatVfs { .. } | Limits { .. } | UsersGroupsById { .. } => {
-            wire::SSH_FXP_EXTENDED_REPLY
-        }
+        StatVfs { .. }
+        | FStatVfs { .. }
+        | Limits { .. }
+        | UsersGroupsById { .. }
+        | CheckFile { .. } => wire::SSH_FXP_EXTENDED_REPLY,
         _ => return None,
     })
 }
@@ -232,6 +234,27 @@ pub fn check_reply(body: &[u8], out: &[u8]) {
                         }
                         assert!(names.is_empty(), "one name per id");
                     }
+                }
+                (_, Request::CheckFile { form, .. }) => {
+                    if *form == wire::CheckFileForm::Paramiko {
+                        assert_eq!(s(&mut f), b"check-file", "paramiko's reply");
+                    }
+                    let alg = s(&mut f);
+                    let len = match alg {
+                        b"md5" => 16,
+                        b"sha1" => 20,
+                        b"sha224" => 28,
+                        b"sha256" => 32,
+                        b"sha384" => 48,
+                        b"sha512" => 64,
+                        b"crc32" => 4,
+                        other => panic!("algorithm {other:?}"),
+                    };
+                    let digests = f.rest();
+                    assert!(
+                        !digests.is_empty() && digests.len() % len == 0,
+                        "whole digests"
+                    );
                 }
                 _ => unreachable!(),
             }
