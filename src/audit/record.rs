@@ -43,7 +43,7 @@ impl Record {
         Record {
             event,
             failure: None,
-            fields: Vec::new(),
+            fields: Vec::with_capacity(12),
             message: None,
         }
     }
@@ -83,7 +83,7 @@ impl Record {
 
     /// The record as one line of JSON, `\n`-terminated.
     pub fn json_line(&self, c: &Common<'_>) -> Vec<u8> {
-        let mut o = Json(Vec::with_capacity(256));
+        let mut o = Json(Vec::with_capacity(640));
         o.0.push(b'{');
         o.key("v");
         o.num(super::VERSION);
@@ -138,10 +138,13 @@ impl Record {
                 Value::Path(p) => {
                     let (p, cut) = cut(p);
                     o.key(name);
-                    o.str(&String::from_utf8_lossy(p));
-                    if std::str::from_utf8(p).is_err() {
-                        o.key(&format!("{name}_b64"));
-                        o.str(&base64(p));
+                    match std::str::from_utf8(p) {
+                        Ok(text) => o.str(text),
+                        Err(_) => {
+                            o.str(&String::from_utf8_lossy(p));
+                            o.key(&format!("{name}_b64"));
+                            o.str(&base64(p));
+                        }
                     }
                     if cut {
                         o.key(&format!("{name}_truncated"));
