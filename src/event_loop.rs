@@ -123,6 +123,9 @@ pub fn run(
 
 fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     loop {
+        if crate::audit::signalled().is_some() {
+            return Err(Errno::EINTR);
+        }
         match nix::unistd::read(fd, buf) {
             Err(Errno::EINTR | Errno::EAGAIN) if crate::audit::signalled().is_some() => {
                 return Err(Errno::EINTR);

@@ -141,6 +141,13 @@ static SIGNALLED: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(sig: nix::libc::c_int) {
     SIGNALLED.store(sig, Ordering::Relaxed);
+    // A read of standard input about to block, or blocked already, returns at once
+    // (end of file) when it is a socket, as behind sshd; otherwise the EINTR of a
+    // read in progress ends it.
+    // SAFETY: shutdown(2) is async-signal-safe and touches no memory of ours.
+    unsafe {
+        nix::libc::shutdown(0, nix::libc::SHUT_RD);
+    }
 }
 
 /// Catches SIGTERM, SIGHUP and SIGINT without SA_RESTART: a read waiting for the

@@ -572,3 +572,43 @@ fn audit_copy_records() {
             .all(|t| t["close"] == "session_end")
     );
 }
+
+/// SIGTERM (sshd's way of ending a session): the open transfer and `session_end` are
+/// recorded, then the process dies of the signal as it would have.
+#[test]
+fn audit_signal_ends_the_session_on_the_record() {
+    use std::os::unix::process::ExitStatusExt;
+    if testing_openssh() {
+        return;
+    }
+    let scratch = Scratch::new("audit-signal");
+    let log = scratch.path().join("audit.jsonl");
+    let mut s = Session::init(
+        Spawn::new(scratch.path())
+            .args(&["--audit-log", log.to_str().unwrap()])
+            .start(),
+    );
+    let h = s.handle(Request::Open {
+        path: b"up",
+        pflags: SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
+        attrs: Attrs::none(),
+    });
+    s.write(&h, 0, b"partial");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+    let rs = records(&log);
+    check_common(&rs);
+    let t = of(&rs, "transfer");
+    assert_eq!(
+        (&t[0]["close"], &t[0]["bytes_written"]),
+        (&"session_end".into(), &7.into())
+    );
+    let end = rs.last().unwrap();
+    assert_eq!(end["reason"], "signal");
+    assert_eq!(end["forced_closes"], 1);
+}
