@@ -306,9 +306,12 @@ pub fn after(
             )
         }
     };
-    // What the request changed may lie on the way to a directory remembered.
-    if renames {
-        audit.dirs.forget();
+    // What the request renamed or removed may lie on the way to a directory
+    // remembered (a failed request changed nothing).
+    if renames && result.is_ok() {
+        for path in record.paths() {
+            audit.dirs.changed(path);
+        }
     }
     audit.add(record);
 }
@@ -468,6 +471,26 @@ impl Dirs {
     pub fn forget(&self) {
         self.cwd.take();
         self.last.take();
+    }
+
+    /// `abs` (an absolute path as records show it) was renamed or removed: a
+    /// directory remembered at or below it, or reached through a component of its
+    /// name (a symlink), is resolved again.
+    pub fn changed(&self, abs: &[u8]) {
+        let below = |p: &[u8]| {
+            p.starts_with(abs) && (p.len() == abs.len() || p[abs.len()] == b'/' || abs == b"/")
+        };
+        let name = abs.rsplit(|&b| b == b'/').next().unwrap_or(abs);
+        let mut last = self.last.borrow_mut();
+        if let Some((client, resolved)) = &*last
+            && (below(resolved) || client.split(|&b| b == b'/').any(|c| c == name))
+        {
+            *last = None;
+        }
+        let mut cwd = self.cwd.borrow_mut();
+        if cwd.as_deref().is_some_and(below) {
+            *cwd = None;
+        }
     }
 
     /// A client path as that client would see it absolute: its directory resolved

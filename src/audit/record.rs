@@ -71,6 +71,14 @@ impl Record {
 
     /// The operation failed: `status` is the SFTP status name sent, `error` the OS's
     /// text where an OS error was the cause.
+    /// The record's paths as the client sees them (not a symlink's target text).
+    pub fn paths(&self) -> impl Iterator<Item = &[u8]> {
+        self.fields.iter().filter_map(|(name, v)| match v {
+            Value::Path(p) if *name != "target" => Some(p.as_slice()),
+            _ => None,
+        })
+    }
+
     pub fn failed(mut self, status: &'static str, error: Option<String>) -> Record {
         self.failure = Some((status, error));
         self

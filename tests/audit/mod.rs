@@ -9,6 +9,7 @@ use crate::support::clients::{Batch, SftpClient, Workspace, server_command, sftp
 use crate::support::content::pseudo_random;
 use crate::support::raw::*;
 use crate::support::session::Session;
+use crate::support::status::assert_status;
 use crate::support::{Scratch, Spawn, testing_openssh, wait_bounded};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -611,4 +612,49 @@ fn audit_signal_ends_the_session_on_the_record() {
     let end = rs.last().unwrap();
     assert_eq!(end["reason"], "signal");
     assert_eq!(end["forced_closes"], 1);
+}
+
+/// A run of requests read together: a symlinked directory replaced in the middle of
+/// it. Each record names the directory its request went through.
+#[test]
+fn audit_paths_follow_a_replaced_symlink_within_a_run() {
+    if testing_openssh() {
+        return;
+    }
+    let scratch = Scratch::new("audit-swap");
+    let log = scratch.path().join("audit.jsonl");
+    for d in ["a", "b"] {
+        std::fs::create_dir(scratch.path().join(d)).unwrap();
+    }
+    std::os::unix::fs::symlink("a", scratch.path().join("s")).unwrap();
+    let mut s = Session::init(
+        Spawn::new(scratch.path())
+            .args(&["--audit-log", log.to_str().unwrap()])
+            .start(),
+    );
+    let mkdir = |path: &'static [u8]| Request::Mkdir {
+        path,
+        attrs: Attrs::none(),
+    };
+    let mut run = Vec::new();
+    run.extend(mkdir(b"s/x").encode(1));
+    run.extend(Request::Remove { path: b"s" }.encode(2));
+    run.extend(
+        Request::Symlink {
+            target: b"b",
+            link: b"s",
+        }
+        .encode(3),
+    );
+    run.extend(mkdir(b"s/y").encode(4));
+    s.c.send_raw(&run);
+    for _ in 0..4 {
+        assert_status(&s.c.recv().unwrap(), SSH_FX_OK);
+    }
+    assert!(s.finish().success());
+    let rs = records(&log);
+    let dir = std::fs::canonicalize(scratch.path()).unwrap();
+    let at = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let made: Vec<&Value> = of(&rs, "mkdir").iter().map(|r| &r["path"]).collect();
+    assert_eq!(made, [&Value::from(at("a/x")), &Value::from(at("b/y"))]);
 }
