@@ -45,8 +45,12 @@ struct Run {
 /// Runs the server under test with `args`, stdin from /dev/null (so a session, if one
 /// starts, ends at once), for at most 10 seconds.
 fn run(args: &[&str]) -> Run {
+    // In a directory of its own: a probed option may take the next word as a file to
+    // create (`--audit-log -Q`).
+    let scratch = crate::support::Scratch::new("manpage-run");
     let mut child = Command::new(server_bin())
         .args(args)
+        .current_dir(scratch.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
