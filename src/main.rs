@@ -106,7 +106,13 @@ fn serve(opts: Options) -> i32 {
         );
     }
     longname::init_time_zone();
-    if let Some(mask) = opts.umask {
+    // With -m the mode given to open(2) and mkdir(2) is the one wanted: no umask may
+    // take bits away, so -u has no effect (as in the patch that defines -m).
+    let umask = match opts.config.force_mode {
+        Some(_) => Some(0),
+        None => opts.umask,
+    };
+    if let Some(mask) = umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     let closed = |client: &str| {

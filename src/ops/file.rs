@@ -66,7 +66,7 @@ pub fn open(
     attrs: &Attrs,
 ) -> OpResult {
     let flags = open_flags(pflags);
-    let mode = attrs.permissions.unwrap_or(0o666);
+    let mode = s.config.creation_mode(attrs.permissions.unwrap_or(0o666));
     logit!(
         Info,
         "open \"{}\" flags {} mode 0{:o}",
@@ -277,7 +277,7 @@ pub fn fsetstat(s: &mut Session, handle: &[u8], attrs: &Attrs) -> OpResult {
         .get(handle)
         .map(|h| h.path.as_slice())
         .unwrap_or_default();
-    super::path::apply_attrs(path, attrs, |change| match change {
+    super::path::apply_attrs(&s.config, path, attrs, |change| match change {
         super::path::Change::Size(size) => ftruncate(fd, size),
         super::path::Change::Mode(mode) => fchmod(fd, mode),
         super::path::Change::Times(atime, mtime) => futimens(fd, &atime, &mtime),
@@ -445,7 +445,8 @@ pub fn copy_file(s: &mut Session, source: &[u8], destination: &[u8], overwrite: 
         .open(source, OFlag::O_RDONLY | nonblock, Mode::empty())?;
     let src_st = stat::fstat(&src)?;
     regular(&src_st)?;
-    let mode = Mode::from_bits_truncate(src_st.st_mode & 0o7777);
+    // With -m the copy, a file this request creates, gets that mode as OPEN's would.
+    let mode = Mode::from_bits_truncate(s.config.creation_mode(src_st.st_mode & 0o7777));
     // Not truncated at open: the destination may turn out to be the source itself.
     let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT | nonblock;
     if !overwrite {
