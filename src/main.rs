@@ -175,6 +175,7 @@ fn serve(opts: Options) -> i32 {
     if paths.root_fd().is_some() {
         config.max_handles = sftp_server::config::default_max_handles(true);
     }
+    let atomic_uploads = config.atomic_uploads;
     let mut session = Session::new(config);
     session.paths = paths;
     if let Some(sink) = sink {
@@ -187,6 +188,10 @@ fn serve(opts: Options) -> i32 {
                 root: root.as_ref().map(|r| r.to_string_lossy().into_owned()),
             },
         ));
+    }
+    // A caught signal ends the session through its end: the audit log's last records,
+    // and no hidden upload file left behind.
+    if session.audit.is_some() || atomic_uploads {
         audit::catch_signals();
     }
     let peer = Peer {
