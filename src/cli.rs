@@ -75,13 +75,15 @@ impl Options {
 }
 
 /// Short options as getopt(3) sees them: a `:` follows those that take a value.
-const OPTSTRING: &[u8] = b"cd:ef:hl:P:p:Q:Ru:";
+const OPTSTRING: &[u8] = b"cd:ef:hl:m:P:p:Q:Ru:";
 /// Long options (ours only) that take a value.
 const LONG_WITH_VALUE: &[&str] = &["audit-log", "root"];
 /// Every long option, as `--name` takes it: the manual page test checks each is
 /// documented.
 pub const LONG_OPTIONS: &[&str] = &[
+    "atomic-uploads",
     "audit-log",
+    "force-mode-on-setstat",
     "no-sandbox",
     "root",
     "sandbox",
@@ -112,6 +114,9 @@ fn command() -> Command {
         .arg(value("query", 'Q'))
         .arg(flag("read_only", 'R'))
         .arg(value("umask", 'u'))
+        // SUSE's and Red Hat's patch to OpenSSH: the mode of every file and directory
+        // created.
+        .arg(value("force_mode", 'm'))
         // Run as a login shell with `-c command`: the rest is ignored.
         .arg(flag("shell_command", 'c').hide(true))
         .arg(
@@ -149,6 +154,16 @@ fn command() -> Command {
         .arg(
             Arg::new("zero_copy_reads")
                 .long("zero-copy-reads")
+                .action(ArgAction::SetTrue),
+        )
+        .arg(
+            Arg::new("force_mode_on_setstat")
+                .long("force-mode-on-setstat")
+                .action(ArgAction::SetTrue),
+        )
+        .arg(
+            Arg::new("atomic_uploads")
+                .long("atomic-uploads")
                 .action(ArgAction::SetTrue),
         )
 }
@@ -203,11 +218,13 @@ fn options_only(args: &[OsString]) -> Vec<OsString> {
     kept
 }
 
-/// OpenSSH's usage text, naming the program as it was invoked.
+/// OpenSSH's usage text, naming the program as it was invoked, with `-m` where SUSE's
+/// and Red Hat's patched server shows it.
 pub fn usage(program: &str) -> String {
     format!(
         "usage: {program} [-ehR] [-d start_directory] [-f log_facility] [-l log_level]\n\
-         \t[-P denied_requests] [-p allowed_requests] [-u umask]\n       {program} -Q protocol_feature\n"
+         \t[-P denied_requests] [-p allowed_requests] [-u umask] [-m force_file_dir_perms]\n       \
+         {program} -Q protocol_feature\n"
     )
 }
 
@@ -224,7 +241,8 @@ fn program_name(argv0: Option<&OsString>) -> String {
 }
 
 /// The octal umask as OpenSSH reads it (strtol in base 8): optional leading white
-/// space and sign, octal digits to the end, 0 to 0777.
+/// space and sign, octal digits to the end, 0 to 0777. The patch that adds `-m` reads
+/// its mode the same way.
 fn parse_umask(s: &str) -> Option<u32> {
     let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
     let (negative, digits) = match t.as_bytes().first() {
@@ -290,6 +308,21 @@ where
             None => return fatal(255, Level::Fatal, format!("Invalid umask \"{u}\"")),
         },
     };
+    let force_mode = match last("force_mode") {
+        None => None,
+        Some(v) => match parse_umask(&v) {
+            Some(v) => Some(v),
+            None => return fatal(255, Level::Fatal, format!("Invalid file mode \"{v}\"")),
+        },
+    };
+    let force_mode_on_setstat = m.get_flag("force_mode_on_setstat");
+    if force_mode_on_setstat && force_mode.is_none() {
+        return fatal(
+            255,
+            Level::Fatal,
+            "--force-mode-on-setstat needs -m force_file_dir_perms".into(),
+        );
+    }
     let log_stderr = m.get_flag("stderr");
     let log_level = match last("level") {
         None => Level::Error,
@@ -316,6 +349,9 @@ where
         denied: last("denied").map(|l| OpSet::from_list(&l)),
         allowed: last("allowed").map(|l| OpSet::from_list(&l)),
         zero_copy_reads: m.get_flag("zero_copy_reads"),
+        force_mode,
+        force_mode_on_setstat,
+        atomic_uploads: m.get_flag("atomic_uploads"),
         ..Config::default()
     };
     let root = m
@@ -437,6 +473,36 @@ mod tests {
     }
 
     #[test]
+    fn forced_modes() {
+        let Action::Serve(o) = run(&["-m", "0640", "-u", "077"]) else {
+            panic!()
+        };
+        assert_eq!(o.config.force_mode, Some(0o640));
+        assert_eq!(o.config.creation_mode(0o777), 0o640);
+        assert!(!o.config.force_mode_on_setstat && !o.config.atomic_uploads);
+        let Action::Serve(o) = run(&["-m640", "--force-mode-on-setstat", "--atomic-uploads"])
+        else {
+            panic!()
+        };
+        assert_eq!(o.config.setstat_mode(0o4777), 0o640);
+        assert!(o.config.atomic_uploads);
+        let Action::Serve(o) = run(&[]) else { panic!() };
+        assert_eq!(o.config.creation_mode(0o600), 0o600);
+        assert_eq!(o.config.setstat_mode(0o4755), 0o4755);
+        for bad in ["1000", "8", "x", ""] {
+            assert!(matches!(
+                run(&["-m", bad]),
+                Action::Fatal { status: 255, .. }
+            ));
+        }
+        assert!(matches!(run(&["-m"]), Action::Usage(_)));
+        assert!(matches!(
+            run(&["--force-mode-on-setstat"]),
+            Action::Fatal { status: 255, .. }
+        ));
+    }
+
+    #[test]
     fn umask_as_strtol() {
         assert_eq!(parse_umask(" 77"), Some(0o77));
         assert_eq!(parse_umask("+022"), Some(0o22));
@@ -453,6 +519,7 @@ mod tests {
             panic!()
         };
         assert!(text.starts_with("usage: my-sftpd [-ehR]"));
+        assert!(text.contains("[-u umask] [-m force_file_dir_perms]\n"));
         assert!(text.ends_with("\n       my-sftpd -Q protocol_feature\n"));
     }
 }

@@ -46,6 +46,15 @@ pub struct Config {
     pub max_handles: usize,
     /// `--zero-copy-reads`: large READ replies spliced from the page cache.
     pub zero_copy_reads: bool,
+    /// `-m`: the mode of every file OPEN creates and every directory MKDIR creates,
+    /// whatever the client asks and whatever the umask.
+    pub force_mode: Option<u32>,
+    /// `--force-mode-on-setstat`: a permissions change by SETSTAT, FSETSTAT or
+    /// lsetstat sets the `-m` mode instead of the client's.
+    pub force_mode_on_setstat: bool,
+    /// `--atomic-uploads`: an OPEN that writes and truncates writes a hidden file
+    /// that replaces the target when the client's CLOSE succeeds.
+    pub atomic_uploads: bool,
 }
 
 impl Default for Config {
@@ -56,6 +65,9 @@ impl Default for Config {
             allowed: None,
             max_handles: default_max_handles(false),
             zero_copy_reads: false,
+            force_mode: None,
+            force_mode_on_setstat: false,
+            atomic_uploads: false,
         }
     }
 }
@@ -84,6 +96,22 @@ impl Config {
 
     pub fn permits(&self, op: Op) -> bool {
         self.refusal(op).is_none()
+    }
+
+    /// The mode a new file or directory is created with when the client asks for
+    /// `requested`: the one decision OPEN, MKDIR and copy-file share. With `-m` it is
+    /// that mode (the umask is 0 then, so it is exact).
+    pub fn creation_mode(&self, requested: u32) -> u32 {
+        self.force_mode.unwrap_or(requested)
+    }
+
+    /// The permissions a SETSTAT, FSETSTAT or lsetstat applies when the client asks
+    /// for `requested`.
+    pub fn setstat_mode(&self, requested: u32) -> u32 {
+        match (self.force_mode, self.force_mode_on_setstat) {
+            (Some(mode), true) => mode,
+            _ => requested,
+        }
     }
 }
 

@@ -60,6 +60,10 @@ pub fn run(
         }
         // What was resolved for this run of requests is not kept while waiting.
         session.paths.forget();
+        // A signal caught while requests were served: the read would not see it.
+        if crate::audit::signalled().is_some() {
+            return 1;
+        }
         let n = match read(input, &mut buf[end..]) {
             Ok(0) => {
                 logit!(Debug1, "read eof");

@@ -34,6 +34,8 @@ pub struct Handle {
     pub pflags: u32,
     pub mode: u32,
     pub opened: Instant,
+    /// `--atomic-uploads`: the file is a hidden one that CLOSE puts in place.
+    pub upload: Option<crate::upload::Upload>,
 }
 
 impl Handle {
@@ -57,6 +59,7 @@ impl Handle {
             pflags,
             mode,
             opened: Instant::now(),
+            upload: None,
         }
     }
 
@@ -72,6 +75,7 @@ impl Handle {
             pflags: 0,
             mode: 0,
             opened: Instant::now(),
+            upload: None,
         }
     }
 

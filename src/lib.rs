@@ -25,4 +25,5 @@ pub mod server;
 pub mod status;
 pub mod trace;
 pub mod transport;
+pub mod upload;
 pub mod wire;

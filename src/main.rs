@@ -106,7 +106,13 @@ fn serve(opts: Options) -> i32 {
         );
     }
     longname::init_time_zone();
-    if let Some(mask) = opts.umask {
+    // With -m the mode given to open(2) and mkdir(2) is the one wanted: no umask may
+    // take bits away, so -u has no effect (as in the patch that defines -m).
+    let umask = match opts.config.force_mode {
+        Some(_) => Some(0),
+        None => opts.umask,
+    };
+    if let Some(mask) = umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     let closed = |client: &str| {
@@ -169,6 +175,7 @@ fn serve(opts: Options) -> i32 {
     if paths.root_fd().is_some() {
         config.max_handles = sftp_server::config::default_max_handles(true);
     }
+    let atomic_uploads = config.atomic_uploads;
     let mut session = Session::new(config);
     session.paths = paths;
     if let Some(sink) = sink {
@@ -181,6 +188,10 @@ fn serve(opts: Options) -> i32 {
                 root: root.as_ref().map(|r| r.to_string_lossy().into_owned()),
             },
         ));
+    }
+    // A caught signal ends the session through its end: the audit log's last records,
+    // and no hidden upload file left behind.
+    if session.audit.is_some() || atomic_uploads {
         audit::catch_signals();
     }
     let peer = Peer {

@@ -54,6 +54,8 @@ pub struct Session {
     pub largest_read: u32,
     /// `--audit-log`: the session's records.
     pub audit: Option<Audit>,
+    /// `--atomic-uploads`: what the session learnt about making hidden files.
+    pub uploads: crate::upload::Uploads,
     initialized: bool,
 }
 
@@ -67,6 +69,7 @@ impl Session {
             names: Names::default(),
             largest_read: 0,
             audit: None,
+            uploads: Default::default(),
             initialized: false,
         }
     }
@@ -370,13 +373,18 @@ impl Session {
     /// Closes every handle still open (the session is over), logging each as OpenSSH
     /// does.
     pub fn close_all(&mut self) {
-        for h in self.handles.drain() {
+        let handles: Vec<_> = self.handles.drain().collect();
+        for mut h in handles {
             ops::file::log_close(&h, "forced ");
             if let (Some(a), Object::File { .. }) = (&mut self.audit, &h.object) {
                 let r = events::transfer(&h, &self.paths, &a.dirs, "session_end");
                 a.add(r);
                 events::count_transfer(a, h.pflags, h.bytes_read, h.bytes_written, true);
                 a.totals.forced_closes += 1;
+            }
+            // The upload never completed: the target stays as it was.
+            if let Some(up) = h.upload.take() {
+                crate::upload::abandon(&self.paths, up);
             }
         }
     }

@@ -21,6 +21,7 @@ mod hash;
 mod manpage;
 mod ncat;
 mod pipeline;
+mod policy;
 mod props;
 mod proto;
 mod sshd;

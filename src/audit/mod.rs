@@ -134,9 +134,10 @@ fn session_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The signal that ended an audited session, 0 for none. Only `--audit-log` installs
-/// the handler that sets it, so that `session_end` is written before the process
-/// dies of the signal as it would have.
+/// The signal that ended the session, 0 for none. Only `--audit-log` and
+/// `--atomic-uploads` install the handler that sets it, so that `session_end` is
+/// written and hidden upload files are removed before the process dies of the signal
+/// as it would have.
 static SIGNALLED: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(sig: nix::libc::c_int) {

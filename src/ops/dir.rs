@@ -60,8 +60,10 @@ pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResu
         handles,
         names,
         paths,
+        config,
         ..
     } = s;
+    let hide_uploads = config.atomic_uploads;
     let Some(Handle {
         object: Object::Dir { entries, failed },
         ..
@@ -90,6 +92,10 @@ pub fn readdir(s: &mut Session, out: &mut Out, id: u32, handle: &[u8]) -> OpResu
         // SAFETY: the descriptor belongs to `entries`, which outlives this borrow.
         let dirfd = unsafe { BorrowedFd::borrow_raw(entries.as_raw_fd()) };
         let name = entry.file_name().to_bytes();
+        // Another upload's hidden file is not part of the directory yet.
+        if hide_uploads && crate::upload::is_temp(name) {
+            continue;
+        }
         // `..` of the root is the root itself when confined.
         let st = if name == b".." {
             paths.stat_dotdot(dirfd)

@@ -8,6 +8,7 @@ use crate::logit;
 use crate::output::Out;
 use crate::server::Session;
 use crate::status::Status;
+use crate::upload::{self, Begun};
 use crate::wire::*;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -66,7 +67,7 @@ pub fn open(
     attrs: &Attrs,
 ) -> OpResult {
     let flags = open_flags(pflags);
-    let mode = attrs.permissions.unwrap_or(0o666);
+    let mode = s.config.creation_mode(attrs.permissions.unwrap_or(0o666));
     logit!(
         Info,
         "open \"{}\" flags {} mode 0{:o}",
@@ -84,6 +85,29 @@ pub fn open(
     if s.handles.is_full() {
         return Err(Errno::EMFILE.into());
     }
+    let append = flags.contains(OFlag::O_APPEND);
+    let writable = flags & OFlag::O_ACCMODE != OFlag::O_RDONLY;
+    // A fresh upload (writing from an empty file) goes to a hidden file with
+    // --atomic-uploads; anything else is written in place.
+    if s.config.atomic_uploads && writable && flags.contains(OFlag::O_TRUNC) {
+        let Session { paths, uploads, .. } = &mut *s;
+        if let Begun::Atomic(fd, upload) = upload::begin(paths, uploads, filename, flags, mode)? {
+            let mut handle = Handle::file(fd, append, writable, filename, pflags, mode);
+            handle.upload = Some(upload);
+            return match s.handles.insert(handle) {
+                Ok(h) => {
+                    out.handle(id, &h);
+                    Ok(Answer::Sent)
+                }
+                Err(mut h) => {
+                    if let Some(up) = h.upload.take() {
+                        upload::abandon(&s.paths, up);
+                    }
+                    Err(Errno::EMFILE.into())
+                }
+            };
+        }
+    }
     // Non-blocking, so that a FIFO or a device never stalls the whole session; it
     // changes nothing for regular files.
     let fd = s.paths.open(
@@ -91,8 +115,6 @@ pub fn open(
         flags | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
         Mode::from_bits_truncate(mode & 0o7777),
     )?;
-    let append = flags.contains(OFlag::O_APPEND);
-    let writable = flags & OFlag::O_ACCMODE != OFlag::O_RDONLY;
     match s
         .handles
         .insert(Handle::file(fd, append, writable, filename, pflags, mode))
@@ -127,7 +149,17 @@ pub fn close(s: &mut Session, handle: &[u8]) -> OpResult {
         return Err(Status::NO_SUCH_FILE);
     };
     log_close(&h, "");
-    match h.object {
+    let Handle {
+        object,
+        upload,
+        path,
+        ..
+    } = h;
+    match object {
+        Object::File { fd, .. } if let Some(up) = upload => {
+            let Session { paths, uploads, .. } = s;
+            upload::finish(paths, uploads, &path, fd, up)?;
+        }
         // close(2) may report a write-back error (EIO, ENOSPC on NFS): the client
         // must hear of it, so the descriptor is not simply dropped. EINTR is no
         // error: Linux has released the descriptor, and the data went where it goes.
@@ -135,7 +167,7 @@ pub fn close(s: &mut Session, handle: &[u8]) -> OpResult {
             Ok(()) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         },
-        Object::Dir { .. } => drop(h),
+        Object::Dir { .. } => {}
     }
     Ok(Answer::Ok)
 }
@@ -277,7 +309,7 @@ pub fn fsetstat(s: &mut Session, handle: &[u8], attrs: &Attrs) -> OpResult {
         .get(handle)
         .map(|h| h.path.as_slice())
         .unwrap_or_default();
-    super::path::apply_attrs(path, attrs, |change| match change {
+    super::path::apply_attrs(&s.config, path, attrs, |change| match change {
         super::path::Change::Size(size) => ftruncate(fd, size),
         super::path::Change::Mode(mode) => fchmod(fd, mode),
         super::path::Change::Times(atime, mtime) => futimens(fd, &atime, &mtime),
@@ -293,6 +325,10 @@ pub fn fsync(s: &mut Session, handle: &[u8]) -> OpResult {
     logit!(Verbose, "fsync \"{}\"", Bytes(path));
     let fd = file_fd(s, handle).map_err(|_| Status::NO_SUCH_FILE)?;
     nix::unistd::fsync(fd)?;
+    // An upload not yet in place: its CLOSE makes the rename durable too.
+    if let Some(up) = s.handles.get_mut(handle).and_then(|h| h.upload.as_mut()) {
+        up.durable = true;
+    }
     Ok(Answer::Ok)
 }
 
@@ -445,7 +481,8 @@ pub fn copy_file(s: &mut Session, source: &[u8], destination: &[u8], overwrite: 
         .open(source, OFlag::O_RDONLY | nonblock, Mode::empty())?;
     let src_st = stat::fstat(&src)?;
     regular(&src_st)?;
-    let mode = Mode::from_bits_truncate(src_st.st_mode & 0o7777);
+    // With -m the copy, a file this request creates, gets that mode as OPEN's would.
+    let mode = Mode::from_bits_truncate(s.config.creation_mode(src_st.st_mode & 0o7777));
     // Not truncated at open: the destination may turn out to be the source itself.
     let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT | nonblock;
     if !overwrite {

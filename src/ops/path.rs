@@ -39,7 +39,9 @@ pub enum Change {
 /// Applies `attrs` in OpenSSH's order (size, mode, times, owner) with `apply`,
 /// logging each change as OpenSSH does. Every change is tried; the status is that of
 /// the last one that failed.
+/// `config` decides the permissions actually applied (`--force-mode-on-setstat`).
 pub fn apply_attrs(
+    config: &crate::config::Config,
     path: &[u8],
     attrs: &Attrs,
     mut apply: impl FnMut(Change) -> nix::Result<()>,
@@ -55,8 +57,17 @@ pub fn apply_attrs(
         // A size beyond off_t is what the kernel would refuse with EINVAL.
         run(Change::Size(i64::try_from(size).unwrap_or(-1)));
     }
-    if let Some(perm) = attrs.permissions {
+    if let Some(asked) = attrs.permissions {
+        let perm = config.setstat_mode(asked);
         logit!(Info, "set \"{}\" mode {:04o}", Bytes(path), perm);
+        if perm != asked {
+            logit!(
+                Verbose,
+                "mode {:04o} asked for, forced to {:04o}",
+                asked,
+                perm
+            );
+        }
         run(Change::Mode(Mode::from_bits_truncate(perm & 0o7777)));
     }
     if let Some((atime, mtime)) = attrs.times {
@@ -84,7 +95,7 @@ pub fn setstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
     }
     let t = s.paths.resolve_follow(path)?;
     let paths = &s.paths;
-    apply_attrs(path, attrs, |change| match change {
+    apply_attrs(&s.config, path, attrs, |change| match change {
         // truncate(2) has no *at form: open for writing and truncate the descriptor,
         // which asks the same permission.
         Change::Size(size) => {
@@ -117,7 +128,9 @@ pub fn remove(s: &mut Session, path: &[u8]) -> OpResult {
 }
 
 pub fn mkdir(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
-    let mode = attrs.permissions.map_or(0o777, |p| p & 0o7777);
+    let mode = s
+        .config
+        .creation_mode(attrs.permissions.map_or(0o777, |p| p & 0o7777));
     logit!(Info, "mkdir name \"{}\" mode 0{:o}", Bytes(path), mode);
     let t = s.paths.resolve(path)?;
     mkdirat(t.dir(), t.path(), Mode::from_bits_truncate(mode))?;
@@ -306,7 +319,7 @@ pub fn lsetstat(s: &mut Session, path: &[u8], attrs: &Attrs) -> OpResult {
         return Ok(Answer::Ok);
     }
     let t = s.paths.resolve_link(path)?;
-    apply_attrs(path, attrs, |change| match change {
+    apply_attrs(&s.config, path, attrs, |change| match change {
         Change::Size(_) => Err(Errno::EINVAL),
         Change::Mode(mode) => t.chmod(mode, false),
         Change::Times(atime, mtime) => t.set_times(&atime, &mtime, false),

@@ -665,15 +665,21 @@ impl Filesystem for Fs {
         name: &OsStr,
         newparent: INodeNo,
         newname: &OsStr,
-        _: RenameFlags,
+        flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
         let mut st = answer!(reply, self.begin(Op::Rename, parent.0, Some(name)));
         let Some(ino) = st.child(parent.0, name) else {
             return reply.error(Errno::ENOENT);
         };
-        if st.child(newparent.0, newname).is_some() {
-            return reply.error(Errno::EEXIST);
+        // rename(2) replaces a file (what an atomic upload's last step asks);
+        // RENAME_NOREPLACE and anything else in the way are refused.
+        if let Some(old) = st.child(newparent.0, newname) {
+            let file = !matches!(st.node(old).body, Body::Dir(_));
+            if !file || flags.contains(RenameFlags::RENAME_NOREPLACE) {
+                return reply.error(Errno::EEXIST);
+            }
+            st.nodes.remove(&old);
         }
         if let Body::Dir(entries) = &mut st.node(parent.0).body {
             entries.remove(name);

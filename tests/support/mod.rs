@@ -104,6 +104,7 @@ pub struct Spawn {
     env: Vec<(String, String)>,
     stderr: Option<Stdio>,
     limits: Vec<(nix::sys::resource::Resource, u64)>,
+    umask: Option<u32>,
     nonblocking: bool,
 }
 
@@ -118,6 +119,7 @@ impl Spawn {
             env: Vec::new(),
             stderr: None,
             limits: Vec::new(),
+            umask: None,
             nonblocking: false,
         }
     }
@@ -146,6 +148,12 @@ impl Spawn {
     /// Sets `resource`'s soft and hard limits to `value` in the child before it runs.
     pub fn limit(mut self, resource: nix::sys::resource::Resource, value: u64) -> Spawn {
         self.limits.push((resource, value));
+        self
+    }
+
+    /// Starts the server with this file mode creation mask.
+    pub fn umask(mut self, mask: u32) -> Spawn {
+        self.umask = Some(mask);
         self
     }
 
@@ -179,11 +187,15 @@ impl Spawn {
             // Keep the server out of the test's process group signals.
             .process_group(0);
         let limits = self.limits;
-        if !limits.is_empty() {
-            // SAFETY: the closure only calls setrlimit(2), which is async-signal-safe,
-            // and allocates nothing.
+        let umask = self.umask;
+        if !limits.is_empty() || umask.is_some() {
+            // SAFETY: the closure only calls umask(2) and setrlimit(2), which are
+            // async-signal-safe, and allocates nothing.
             unsafe {
                 cmd.pre_exec(move || {
+                    if let Some(mask) = umask {
+                        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+                    }
                     for &(resource, value) in &limits {
                         nix::sys::resource::setrlimit(resource, value, value)
                             .map_err(std::io::Error::from)?;
