@@ -60,10 +60,6 @@ pub fn run(
         }
         // What was resolved for this run of requests is not kept while waiting.
         session.paths.forget();
-        // A signal caught while requests were served: the read would not see it.
-        if crate::audit::signalled().is_some() {
-            return 1;
-        }
         let n = match read(input, &mut buf[end..]) {
             Ok(0) => {
                 logit!(Debug1, "read eof");
@@ -127,11 +123,12 @@ pub fn run(
 
 fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     loop {
-        if crate::audit::signalled().is_some() {
+        // A signal caught while requests were served: the read would not see it.
+        if crate::signals::signalled().is_some() {
             return Err(Errno::EINTR);
         }
         match nix::unistd::read(fd, buf) {
-            Err(Errno::EINTR | Errno::EAGAIN) if crate::audit::signalled().is_some() => {
+            Err(Errno::EINTR | Errno::EAGAIN) if crate::signals::signalled().is_some() => {
                 return Err(Errno::EINTR);
             }
             Err(Errno::EINTR) => continue,

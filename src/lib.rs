@@ -22,6 +22,7 @@ pub mod peer;
 pub mod requests;
 pub mod sandbox;
 pub mod server;
+pub mod signals;
 pub mod status;
 pub mod trace;
 pub mod transport;

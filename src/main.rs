@@ -7,7 +7,7 @@ use sftp_server::event_loop::{self, Peer};
 use sftp_server::logging::{self, Destination, Level};
 use sftp_server::paths::Paths;
 use sftp_server::server::Session;
-use sftp_server::{logit, longname, peer, sandbox};
+use sftp_server::{logit, longname, peer, sandbox, signals};
 use std::io::Write;
 
 fn main() {
@@ -192,7 +192,7 @@ fn serve(opts: Options) -> i32 {
     // A caught signal ends the session through its end: the audit log's last records,
     // and no hidden upload file left behind.
     if session.audit.is_some() || atomic_uploads {
-        audit::catch_signals();
+        signals::catch_signals();
     }
     let peer = Peer {
         client: &client,
@@ -206,7 +206,7 @@ fn serve(opts: Options) -> i32 {
         unsafe { std::os::fd::BorrowedFd::borrow_raw(1) },
         &peer,
     );
-    let signal = audit::signalled();
+    let signal = signals::signalled();
     let reason = match (signal, code) {
         (Some(_), _) => "signal",
         (None, 0) => "client closed",
@@ -221,7 +221,7 @@ fn serve(opts: Options) -> i32 {
     }
     closed(&client);
     if let Some(sig) = signal {
-        audit::die_of(sig);
+        signals::die_of(sig);
     }
     code
 }
