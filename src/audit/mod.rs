@@ -56,26 +56,42 @@ pub struct Audit {
     seq: u64,
     pub started: Instant,
     pub totals: Totals,
-    /// Encoded records waiting for the next flush (one line each for a file; one
-    /// datagram each for the journal).
-    pending: Vec<Vec<u8>>,
-    pending_bytes: usize,
+    /// Records waiting for the next flush: JSON lines in one buffer for a file (one
+    /// write), datagrams for the journal.
+    lines: Vec<u8>,
+    datagrams: Vec<Vec<u8>>,
+    lines_or_datagrams_len: usize,
+    /// The session's fields, encoded once.
+    encoded: record::Encoded,
     /// Directories resolved for the records of the current run of requests.
     pub dirs: events::Dirs,
 }
 
 impl Audit {
     pub fn new(sink: Sink, id: Identity) -> Audit {
+        let sid = session_id();
+        let pid = std::process::id();
+        let encoded = record::Common {
+            sid: &sid,
+            seq: 0,
+            pid,
+            user: &id.user,
+            uid: id.uid,
+            client: &id.client,
+        }
+        .encode();
         Audit {
             sink,
             id,
-            sid: session_id(),
-            pid: std::process::id(),
+            sid,
+            pid,
             seq: 0,
             started: Instant::now(),
             totals: Totals::default(),
-            pending: Vec::new(),
-            pending_bytes: 0,
+            lines: Vec::new(),
+            datagrams: Vec::new(),
+            lines_or_datagrams_len: 0,
+            encoded,
             dirs: events::Dirs::default(),
         }
     }
@@ -83,36 +99,42 @@ impl Audit {
     /// Adds a record, numbered next in the session.
     pub fn add(&mut self, record: Record) {
         self.seq += 1;
-        let common = record::Common {
-            sid: &self.sid,
-            seq: self.seq,
-            pid: self.pid,
-            user: &self.id.user,
-            uid: self.id.uid,
-            client: &self.id.client,
-        };
-        let bytes = match self.sink.is_journal() {
-            true => record.journal(&common),
-            false => record.json_line(&common),
-        };
-        self.pending_bytes += bytes.len();
-        self.pending.push(bytes);
+        if self.sink.is_journal() {
+            let common = record::Common {
+                sid: &self.sid,
+                seq: self.seq,
+                pid: self.pid,
+                user: &self.id.user,
+                uid: self.id.uid,
+                client: &self.id.client,
+            };
+            let datagram = record.journal(&common);
+            self.lines_or_datagrams_len += datagram.len();
+            self.datagrams.push(datagram);
+        } else {
+            record.json_line(&mut self.lines, self.seq, &self.encoded);
+        }
     }
 
     /// Bytes of records waiting to be written.
     pub fn pending(&self) -> usize {
-        self.pending_bytes
+        self.lines.len() + self.lines_or_datagrams_len
     }
 
     /// Writes every pending record. An error here must end the session.
     pub fn flush(&mut self) -> Result<(), Errno> {
         self.dirs.forget();
-        if self.pending.is_empty() {
+        if self.lines.is_empty() && self.datagrams.is_empty() {
             return Ok(());
         }
-        let records = std::mem::take(&mut self.pending);
-        self.pending_bytes = 0;
-        self.sink.write(&records)
+        let datagrams = std::mem::take(&mut self.datagrams);
+        self.lines_or_datagrams_len = 0;
+        let result = match self.sink.is_journal() {
+            true => self.sink.send(&datagrams),
+            false => self.sink.append(&self.lines),
+        };
+        self.lines.clear();
+        result
     }
 }
 

@@ -89,28 +89,24 @@ impl Record {
         self
     }
 
-    /// The record as one line of JSON, `\n`-terminated.
-    pub fn json_line(&self, c: &Common<'_>) -> Vec<u8> {
-        let mut o = Json(Vec::with_capacity(640));
-        o.0.push(b'{');
+    /// The record as one line of JSON, `\n`-terminated, appended to `out`. `c.sid`
+    /// and the rest of the session's fields come pre-encoded (`Common::encode`).
+    pub fn json_line(&self, out: &mut Vec<u8>, seq: u64, pre: &Encoded) {
+        let mut o = Json {
+            buf: out,
+            first: true,
+        };
+        o.buf.push(b'{');
         o.key("v");
         o.num(super::VERSION);
         o.key("ts");
         o.str(&timestamp());
         o.key("event");
         o.str(self.event);
-        o.key("sid");
-        o.str(c.sid);
+        o.buf.extend_from_slice(&pre.sid);
         o.key("seq");
-        o.num(c.seq);
-        o.key("pid");
-        o.num(c.pid.into());
-        o.key("user");
-        o.str(c.user);
-        o.key("uid");
-        o.num(c.uid.into());
-        o.key("client");
-        o.str(c.client);
+        o.num(seq);
+        o.buf.extend_from_slice(&pre.rest);
         o.key("status");
         o.str(if self.failure.is_some() {
             "error"
@@ -161,8 +157,7 @@ impl Record {
                 }
             }
         }
-        o.0.extend_from_slice(b"}\n");
-        o.0
+        o.buf.extend_from_slice(b"}\n");
     }
 
     /// The record in journald's native protocol: `NAME=value` lines, or, where a
@@ -258,31 +253,68 @@ fn cut(p: &[u8]) -> (&[u8], bool) {
     }
 }
 
-/// A JSON object being written: keys and strings escaped by serde_json.
-struct Json(Vec<u8>);
+/// A JSON object being written into a buffer: keys are the record's own plain
+/// ASCII names; string values are escaped by serde_json.
+struct Json<'a> {
+    buf: &'a mut Vec<u8>,
+    first: bool,
+}
 
-impl Json {
-    /// A key: the record's own names are plain ASCII, with nothing to escape.
+impl Json<'_> {
     fn key(&mut self, k: &str) {
-        if self.0.len() > 1 {
-            self.0.push(b',');
+        if !std::mem::take(&mut self.first) {
+            self.buf.push(b',');
         }
-        self.0.push(b'"');
-        self.0.extend_from_slice(k.as_bytes());
-        self.0.extend_from_slice(b"\":");
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.extend_from_slice(b"\":");
     }
 
     fn str(&mut self, s: &str) {
-        serde_json::to_writer(&mut self.0, s).expect("writing to memory");
+        serde_json::to_writer(&mut *self.buf, s).expect("writing to memory");
     }
 
     fn raw(&mut self, s: &str) {
-        self.0.extend_from_slice(s.as_bytes());
+        self.buf.extend_from_slice(s.as_bytes());
     }
 
     fn num(&mut self, n: u64) {
-        self.0
+        self.buf
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+}
+
+/// The session's own fields, encoded once for all its JSON records.
+pub struct Encoded {
+    /// `,"sid":"…"`
+    sid: Vec<u8>,
+    /// `,"pid":…,"user":"…","uid":…,"client":"…"`
+    rest: Vec<u8>,
+}
+
+impl Common<'_> {
+    pub fn encode(&self) -> Encoded {
+        let mut sid = Vec::new();
+        let mut o = Json {
+            buf: &mut sid,
+            first: false,
+        };
+        o.key("sid");
+        o.str(self.sid);
+        let mut rest = Vec::new();
+        let mut o = Json {
+            buf: &mut rest,
+            first: false,
+        };
+        o.key("pid");
+        o.num(self.pid.into());
+        o.key("user");
+        o.str(self.user);
+        o.key("uid");
+        o.num(self.uid.into());
+        o.key("client");
+        o.str(self.client);
+        Encoded { sid, rest }
     }
 }
 
@@ -406,16 +438,17 @@ mod tests {
     fn json_line_escapes_and_marks_non_utf8_paths() {
         let c = Common {
             sid: "00",
-            seq: 7,
+            seq: 0,
             pid: 1,
             user: "u\"ser",
             uid: 0,
             client: "unix",
         };
-        let line = Record::new("remove")
+        let mut line = Vec::new();
+        Record::new("remove")
             .path("path", b"/a\nb\xff")
             .failed("NO_SUCH_FILE", None)
-            .json_line(&c);
+            .json_line(&mut line, 7, &c.encode());
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["user"], "u\"ser");
         assert_eq!(v["seq"], 7);

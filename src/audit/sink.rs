@@ -117,16 +117,12 @@ impl Sink {
         self.journal
     }
 
-    /// Writes `records`: a file gets them in one write(2), so that sessions appending
-    /// to one file never interleave lines; the journal one datagram each.
-    pub fn write(&mut self, records: &[Vec<u8>]) -> Result<(), Errno> {
-        if self.journal {
-            return records.iter().try_for_each(|r| self.datagram(r));
-        }
-        let all = records.concat();
+    /// Appends `lines` (whole records) to a file in one write(2), so that sessions
+    /// appending to one file never interleave lines.
+    pub fn append(&mut self, lines: &[u8]) -> Result<(), Errno> {
         let mut done = 0;
-        while done < all.len() {
-            match nix::unistd::write(self.fd.as_fd(), &all[done..]) {
+        while done < lines.len() {
+            match nix::unistd::write(self.fd.as_fd(), &lines[done..]) {
                 Ok(0) => return Err(Errno::EIO),
                 Ok(n) => done += n,
                 Err(Errno::EINTR) => {}
@@ -134,6 +130,11 @@ impl Sink {
             }
         }
         Ok(())
+    }
+
+    /// Sends records to the journal, one datagram each.
+    pub fn send(&mut self, datagrams: &[Vec<u8>]) -> Result<(), Errno> {
+        datagrams.iter().try_for_each(|d| self.datagram(d))
     }
 
     /// One record to journald; one too large for a datagram goes as a sealed memfd,
