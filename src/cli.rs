@@ -84,6 +84,7 @@ pub const LONG_OPTIONS: &[&str] = &[
     "atomic-uploads",
     "audit-log",
     "force-mode-on-setstat",
+    "help",
     "no-sandbox",
     "root",
     "sandbox",
@@ -119,6 +120,11 @@ fn command() -> Command {
         .arg(value("force_mode", 'm'))
         // Run as a login shell with `-c command`: the rest is ignored.
         .arg(flag("shell_command", 'c').hide(true))
+        .arg(
+            Arg::new("long_help")
+                .long("help")
+                .action(ArgAction::SetTrue),
+        )
         .arg(
             Arg::new("version")
                 .long("version")
@@ -218,6 +224,23 @@ fn options_only(args: &[OsString]) -> Vec<OsString> {
     kept
 }
 
+/// `--help`: the usage (which `-h` prints alone, as OpenSSH does), then the options of
+/// this server's own, one line each; sftp-server(8) says the rest.
+const LONG_HELP: &str = "
+Options of this server (see sftp-server(8)):
+  --root DIR               serve DIR as / (with a sandbox unless --no-sandbox)
+  --sandbox, --no-sandbox  sandbox the process (the default with --root) or not
+  --audit-log DEST         a record of every operation: a file (JSON Lines), fd:N,
+                           or journal
+  -m MODE                  create files and directories with exactly MODE (octal)
+  --force-mode-on-setstat  with -m: permissions set later become MODE too
+  --atomic-uploads         a fresh upload replaces its target only at a successful
+                           CLOSE
+  --zero-copy-reads        splice READ data from the page cache to the socket
+  --help                   print this and exit
+  --version                print the version and exit
+";
+
 /// OpenSSH's usage text, naming the program as it was invoked, with `-m` where SUSE's
 /// and Red Hat's patched server shows it.
 pub fn usage(program: &str) -> String {
@@ -284,6 +307,9 @@ where
     let count = |id: &str| m.get_many::<String>(id).map_or(0, |v| v.len());
     if m.get_flag("help") {
         return Action::Usage(usage);
+    }
+    if m.get_flag("long_help") {
+        return Action::Print(format!("{usage}{LONG_HELP}"));
     }
     if m.get_flag("version") {
         return Action::Print(format!("sftp-server {}\n", env!("CARGO_PKG_VERSION")));

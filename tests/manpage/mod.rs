@@ -282,3 +282,21 @@ fn mandoc_lint_is_clean() {
         complaints.join("\n")
     );
 }
+
+/// `--help` lists every long option the binary takes, so it stays in step with them.
+#[test]
+fn long_help_lists_every_long_option() {
+    if crate::support::testing_openssh() {
+        return; // OpenSSH's server has no --help
+    }
+    let help = run(&["--help"]);
+    assert_eq!(help.code, Some(0), "--help exits 0: {}", help.stderr);
+    assert!(help.stdout.starts_with("usage: "), "{}", help.stdout);
+    for name in sftp_server::cli::LONG_OPTIONS {
+        assert!(
+            help.stdout.contains(&format!("--{name}")),
+            "--help does not list --{name}:\n{}",
+            help.stdout
+        );
+    }
+}
