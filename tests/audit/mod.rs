@@ -25,6 +25,24 @@ fn records(log: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// A raw session with the server under test writing its records to `log`.
+fn audited(scratch: &Scratch, log: &Path) -> Session {
+    Session::init(
+        Spawn::new(scratch.path())
+            .args(&["--audit-log", log.to_str().unwrap()])
+            .start(),
+    )
+}
+
+/// OPEN of `up` as an upload starts (WRITE, CREATE, TRUNCATE): its handle.
+fn upload(s: &mut Session) -> Vec<u8> {
+    s.handle(Request::Open {
+        path: b"up",
+        pflags: SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
+        attrs: Attrs::none(),
+    })
+}
+
 /// `sftp -D "server --audit-log LOG ARGS"` in the workspace's remote directory.
 fn client(ws: &Workspace, log: &Path, args: &str) -> SftpClient {
     SftpClient::new(&ws.remote, &ws.ctl).arg("-D").arg(format!(
@@ -239,16 +257,8 @@ fn audit_client_gone_mid_upload() {
     }
     let scratch = Scratch::new("audit-gone");
     let log = scratch.path().join("audit.jsonl");
-    let mut s = Session::init(
-        Spawn::new(scratch.path())
-            .args(&["--audit-log", log.to_str().unwrap()])
-            .start(),
-    );
-    let h = s.handle(Request::Open {
-        path: b"up",
-        pflags: SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
-        attrs: Attrs::none(),
-    });
+    let mut s = audited(&scratch, &log);
+    let h = upload(&mut s);
     let chunk = pseudo_random(2, 32768);
     for i in 0..5 {
         s.write(&h, i * 32768, &chunk);
@@ -278,11 +288,7 @@ fn audit_many_sessions_one_file() {
     std::thread::scope(|t| {
         for _ in 0..16 {
             t.spawn(|| {
-                let mut s = Session::init(
-                    Spawn::new(scratch.path())
-                        .args(&["--audit-log", log.to_str().unwrap()])
-                        .start(),
-                );
+                let mut s = audited(&scratch, &log);
                 // 1,000 failing MKDIRs, 100 in flight at a time: 1,000 records.
                 for _ in 0..10 {
                     let mut bytes = Vec::new();
@@ -508,11 +514,7 @@ fn audit_copy_records() {
     let scratch = Scratch::new("audit-copy");
     let log = scratch.path().join("audit.jsonl");
     std::fs::write(scratch.path().join("src"), pseudo_random(3, 5000)).unwrap();
-    let mut s = Session::init(
-        Spawn::new(scratch.path())
-            .args(&["--audit-log", log.to_str().unwrap()])
-            .start(),
-    );
+    let mut s = audited(&scratch, &log);
     let body = Buf::new().str(b"src").str(b"dup").u8(0).into_vec();
     s.ok(Request::Extended {
         name: b"copy-file",
@@ -584,16 +586,8 @@ fn audit_signal_ends_the_session_on_the_record() {
     }
     let scratch = Scratch::new("audit-signal");
     let log = scratch.path().join("audit.jsonl");
-    let mut s = Session::init(
-        Spawn::new(scratch.path())
-            .args(&["--audit-log", log.to_str().unwrap()])
-            .start(),
-    );
-    let h = s.handle(Request::Open {
-        path: b"up",
-        pflags: SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
-        attrs: Attrs::none(),
-    });
+    let mut s = audited(&scratch, &log);
+    let h = upload(&mut s);
     s.write(&h, 0, b"partial");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(s.pid() as i32),
@@ -627,11 +621,7 @@ fn audit_paths_follow_a_replaced_symlink_within_a_run() {
         std::fs::create_dir(scratch.path().join(d)).unwrap();
     }
     std::os::unix::fs::symlink("a", scratch.path().join("s")).unwrap();
-    let mut s = Session::init(
-        Spawn::new(scratch.path())
-            .args(&["--audit-log", log.to_str().unwrap()])
-            .start(),
-    );
+    let mut s = audited(&scratch, &log);
     let mkdir = |path: &'static [u8]| Request::Mkdir {
         path,
         attrs: Attrs::none(),
