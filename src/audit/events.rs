@@ -222,8 +222,8 @@ pub fn after(
             } else {
                 Record::new("transfer")
                     .path("path", &absolute(path))
-                    .field("flags", Value::Str(flag_names(pflags)))
-                    .field("mode", Value::Str(format!("{:04o}", mode & 0o7777)))
+                    .field("flags", Value::Flags(pflags))
+                    .field("mode", Value::Mode(mode))
                     .text("direction", direction(pflags))
                     .failed(code_name(status.code), os_text(status))
             }
@@ -231,7 +231,7 @@ pub fn after(
         Pending::Path(event, path, mode) => {
             let mut r = Record::new(event).path("path", &absolute(path));
             if let Some(mode) = mode {
-                r = r.field("mode", Value::Str(format!("{:04o}", mode & 0o7777)));
+                r = r.field("mode", Value::Mode(mode));
             }
             outcome(r, result)
         }
@@ -265,7 +265,7 @@ pub fn after(
                 r = r.u64("size", size);
             }
             if let Some(mode) = attrs.permissions {
-                r = r.field("mode", Value::Str(format!("{:04o}", mode & 0o7777)));
+                r = r.field("mode", Value::Mode(mode));
             }
             if let Some((uid, gid)) = attrs.uid_gid {
                 r = r.u64("uid_set", uid.into()).u64("gid_set", gid.into());
@@ -346,8 +346,8 @@ pub fn transfer(h: &Handle, paths: &Paths, dirs: &Dirs, close: &'static str) -> 
     let path = dirs.absolute(paths, &h.path);
     let mut r = Record::new("transfer")
         .path("path", &path)
-        .field("flags", Value::Str(flag_names(h.pflags)))
-        .field("mode", Value::Str(format!("{:04o}", h.mode & 0o7777)))
+        .field("flags", Value::Flags(h.pflags))
+        .field("mode", Value::Mode(h.mode))
         .text("direction", direction(h.pflags))
         .u64("bytes_read", h.bytes_read)
         .u64("bytes_written", h.bytes_written)
@@ -397,23 +397,6 @@ pub fn code_name(code: StatusCode) -> &'static str {
         8 => "OP_UNSUPPORTED",
         _ => "UNKNOWN",
     }
-}
-
-/// OpenSSH's names of the open flags, comma-separated.
-fn flag_names(pflags: u32) -> String {
-    [
-        (wire::SSH_FXF_READ, "READ"),
-        (wire::SSH_FXF_WRITE, "WRITE"),
-        (wire::SSH_FXF_APPEND, "APPEND"),
-        (wire::SSH_FXF_CREAT, "CREATE"),
-        (wire::SSH_FXF_TRUNC, "TRUNCATE"),
-        (wire::SSH_FXF_EXCL, "EXCL"),
-    ]
-    .iter()
-    .filter(|(bit, _)| pflags & bit != 0)
-    .map(|(_, name)| *name)
-    .collect::<Vec<_>>()
-    .join(",")
 }
 
 fn direction(pflags: u32) -> &'static str {

@@ -15,6 +15,45 @@ pub enum Value {
     /// A path as bytes: written as a string, and where it is not UTF-8 also as
     /// `<field>_b64` (standard base64 of the exact bytes).
     Path(Vec<u8>),
+    /// Permission bits, written as four octal digits ("0644").
+    Mode(u32),
+    /// OPEN's flags, written with OpenSSH's names ("WRITE,CREATE,TRUNCATE").
+    Flags(u32),
+}
+
+/// OpenSSH's names of the open flags, in its order.
+const FLAG_NAMES: [(u32, &str); 6] = [
+    (crate::wire::SSH_FXF_READ, "READ"),
+    (crate::wire::SSH_FXF_WRITE, "WRITE"),
+    (crate::wire::SSH_FXF_APPEND, "APPEND"),
+    (crate::wire::SSH_FXF_CREAT, "CREATE"),
+    (crate::wire::SSH_FXF_TRUNC, "TRUNCATE"),
+    (crate::wire::SSH_FXF_EXCL, "EXCL"),
+];
+
+impl Value {
+    /// The text of a mode or flags value.
+    fn text(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Mode(m) => {
+                for shift in [9, 6, 3, 0] {
+                    out.push(b'0' + ((m >> shift) & 7) as u8);
+                }
+            }
+            Value::Flags(f) => {
+                let mut first = true;
+                for (bit, name) in FLAG_NAMES {
+                    if f & bit != 0 {
+                        if !std::mem::take(&mut first) {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(name.as_bytes());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A record: its event, whether the operation worked, and its own fields.
@@ -100,7 +139,9 @@ impl Record {
         o.key("v");
         o.num(super::VERSION);
         o.key("ts");
-        o.str(&timestamp());
+        o.buf.push(b'"');
+        timestamp_into(o.buf);
+        o.buf.push(b'"');
         o.key("event");
         o.str(self.event);
         o.buf.extend_from_slice(&pre.sid);
@@ -138,6 +179,12 @@ impl Record {
                 Value::Bool(b) => {
                     o.key(name);
                     o.raw(if *b { "true" } else { "false" });
+                }
+                Value::Mode(_) | Value::Flags(_) => {
+                    o.key(name);
+                    o.buf.push(b'"');
+                    value.text(o.buf);
+                    o.buf.push(b'"');
                 }
                 Value::Path(p) => {
                     let (p, cut) = cut(p);
@@ -212,6 +259,11 @@ impl Record {
                 Value::Text(s) => put(&mut j, &key, s.as_bytes()),
                 Value::U64(n) => put(&mut j, &key, n.to_string().as_bytes()),
                 Value::Bool(b) => put(&mut j, &key, if *b { b"true" } else { b"false" }),
+                Value::Mode(_) | Value::Flags(_) => {
+                    let mut text = Vec::new();
+                    value.text(&mut text);
+                    put(&mut j, &key, &text);
+                }
                 // The journal takes any bytes: the path exactly as it is.
                 Value::Path(p) => {
                     let (p, cut) = cut(p);
@@ -353,13 +405,19 @@ fn message_id(event: &str) -> String {
 
 /// Now, as RFC 3339 in UTC with microseconds: `2026-12-05T14:15:17.123456Z`.
 pub fn timestamp() -> String {
+    let mut s = Vec::with_capacity(27);
+    timestamp_into(&mut s);
+    String::from_utf8(s).expect("ASCII digits")
+}
+
+/// `timestamp()`, appended to `s`.
+fn timestamp_into(s: &mut Vec<u8>) {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = civil(days);
-    let mut s = Vec::with_capacity(27);
     let mut digits = |v: u64, n: u32, sep: u8| {
         for i in (0..n).rev() {
             s.push(b'0' + (v / 10u64.pow(i) % 10) as u8);
@@ -373,7 +431,6 @@ pub fn timestamp() -> String {
     digits(rem as u64 % 3600 / 60, 2, b':');
     digits(rem as u64 % 60, 2, b'.');
     digits(d.subsec_micros().into(), 6, b'Z');
-    String::from_utf8(s).expect("ASCII digits")
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (days_from_civil
