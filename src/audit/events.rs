@@ -216,12 +216,12 @@ pub fn after(
             if refused_read_only {
                 Record::new("denied")
                     .text("request", "open")
-                    .path("path", &absolute(path))
+                    .path_owned("path", absolute(path))
                     .text("reason", "read-only")
                     .failed(code_name(status.code), None)
             } else {
                 Record::new("transfer")
-                    .path("path", &absolute(path))
+                    .path_owned("path", absolute(path))
                     .field("flags", Value::Flags(pflags))
                     .field("mode", Value::Mode(mode))
                     .text("direction", direction(pflags))
@@ -229,7 +229,7 @@ pub fn after(
             }
         }
         Pending::Path(event, path, mode) => {
-            let mut r = Record::new(event).path("path", &absolute(path));
+            let mut r = Record::new(event).path_owned("path", absolute(path));
             if let Some(mode) = mode {
                 r = r.field("mode", Value::Mode(mode));
             }
@@ -243,8 +243,8 @@ pub fn after(
             overwrite,
         } => {
             let mut r = Record::new(event)
-                .path("from", &absolute(from))
-                .path("to", &absolute(to));
+                .path_owned("from", absolute(from))
+                .path_owned("to", absolute(to));
             if let Some(posix) = posix {
                 r = r.bool("posix", posix);
             }
@@ -278,7 +278,7 @@ pub fn after(
         Pending::Symlink { target, link } => outcome(
             Record::new("symlink")
                 .path("target", target)
-                .path("link", &absolute(link)),
+                .path_owned("link", absolute(link)),
             result,
         ),
         Pending::Copy {
@@ -326,7 +326,7 @@ pub fn denied(
 ) -> Record {
     let mut r = Record::new("denied").text("request", op.info().name);
     if let Some(path) = first_path(request) {
-        r = r.path("path", &dirs.absolute(paths, path));
+        r = r.path_owned("path", dirs.absolute(paths, path));
     }
     let reason = match read_only && op.info().writes {
         true => "read-only",
@@ -343,9 +343,8 @@ pub fn transfer(h: &Handle, paths: &Paths, dirs: &Dirs, close: &'static str) -> 
         Object::File { fd, .. } => nix::sys::stat::fstat(fd.as_fd()).ok().map(|st| st.st_size),
         Object::Dir { .. } => None,
     };
-    let path = dirs.absolute(paths, &h.path);
     let mut r = Record::new("transfer")
-        .path("path", &path)
+        .path_owned("path", dirs.absolute(paths, &h.path))
         .field("flags", Value::Flags(h.pflags))
         .field("mode", Value::Mode(h.mode))
         .text("direction", direction(h.pflags))

@@ -96,6 +96,11 @@ impl Record {
         self.field(name, Value::Path(path.to_vec()))
     }
 
+    /// As `path`, taking the bytes it is given.
+    pub fn path_owned(self, name: &'static str, path: Vec<u8>) -> Record {
+        self.field(name, Value::Path(path))
+    }
+
     pub fn u64(self, name: &'static str, v: u64) -> Record {
         self.field(name, Value::U64(v))
     }
@@ -143,20 +148,20 @@ impl Record {
         timestamp_into(o.buf);
         o.buf.push(b'"');
         o.key("event");
-        o.str(self.event);
+        o.plain(self.event);
         o.buf.extend_from_slice(&pre.sid);
         o.key("seq");
         o.num(seq);
         o.buf.extend_from_slice(&pre.rest);
         o.key("status");
-        o.str(if self.failure.is_some() {
+        o.plain(if self.failure.is_some() {
             "error"
         } else {
             "ok"
         });
         if let Some((status, error)) = &self.failure {
             o.key("sftp_status");
-            o.str(status);
+            o.plain(status);
             if let Some(e) = error {
                 o.key("error");
                 o.str(e);
@@ -168,9 +173,10 @@ impl Record {
                     o.key(name);
                     o.str(s);
                 }
+                // The server's own words: nothing in them to escape.
                 Value::Text(s) => {
                     o.key(name);
-                    o.str(s);
+                    o.plain(s);
                 }
                 Value::U64(n) => {
                     o.key(name);
@@ -328,6 +334,14 @@ impl Json<'_> {
 
     fn raw(&mut self, s: &str) {
         self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    /// A string of the server's own that needs no escaping (names, statuses).
+    fn plain(&mut self, s: &str) {
+        debug_assert!(!s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(b'"');
     }
 
     fn num(&mut self, n: u64) {
