@@ -16,12 +16,13 @@
 //! CLOSE, through [`Paths`] like every other path (so `--root` confines it), and no
 //! descriptor beyond the file's own is held while the upload runs.
 
+use crate::ops::file::close_reporting;
 use crate::paths::Paths;
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, RenameFlags, openat, renameat, renameat2};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat};
 use nix::unistd::{AccessFlags, UnlinkatFlags, faccessat, fchown, linkat, unlinkat};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// How the names of hidden files start: a dot, so `ls` and most pickup jobs skip them.
 pub const TEMP_PREFIX: &[u8] = b".sftp-upload-";
@@ -285,15 +286,6 @@ fn remove(paths: &Paths, client: &[u8]) {
     }
 }
 
-/// close(2), whose error (a write-back failure) the client must hear of. EINTR is no
-/// error: Linux has released the descriptor.
-fn close(fd: OwnedFd) -> Result<(), Errno> {
-    match nix::unistd::close(fd.into_raw_fd()) {
-        Ok(()) | Err(Errno::EINTR) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// Moves the hidden file `temp` to `client`: never over an existing file with
 /// `excl`. The hidden file is gone afterwards either way.
 fn rename_into_place(paths: &Paths, temp: &[u8], client: &[u8], excl: bool) -> Result<(), Errno> {
@@ -320,7 +312,7 @@ fn rename_into_place(paths: &Paths, temp: &[u8], client: &[u8], excl: bool) -> R
                     to.path(),
                     AtFlags::empty(),
                 )?;
-                unlinkat(from.dir(), from.path(), UnlinkatFlags::NoRemoveDir)
+                crate::ops::path::drop_old_name(&from, &to)
             }
             r => r,
         }
@@ -345,7 +337,7 @@ pub fn finish(
         // Closed first: a write-back error must keep the file from replacing the
         // target.
         Some(temp) => {
-            if let Err(e) = close(fd) {
+            if let Err(e) = close_reporting(fd) {
                 remove(paths, temp);
                 return Err(e);
             }
@@ -375,7 +367,7 @@ pub fn finish(
                 }
                 Err(e) => return Err(e),
             }
-            close(fd)?;
+            close_reporting(fd)?;
         }
     }
     if up.durable {

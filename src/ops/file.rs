@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{self, Mode, fchmod, futimens};
 use nix::unistd::{fchown, ftruncate};
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd};
 
 /// With `--zero-copy-reads`, READs of at least this many bytes go from the file to
 /// the client through a pipe; below it, the copy costs less than the extra system
@@ -160,13 +160,7 @@ pub fn close(s: &mut Session, handle: &[u8]) -> OpResult {
             let Session { paths, uploads, .. } = s;
             upload::finish(paths, uploads, &path, fd, up)?;
         }
-        // close(2) may report a write-back error (EIO, ENOSPC on NFS): the client
-        // must hear of it, so the descriptor is not simply dropped. EINTR is no
-        // error: Linux has released the descriptor, and the data went where it goes.
-        Object::File { fd, .. } => match nix::unistd::close(fd.into_raw_fd()) {
-            Ok(()) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        },
+        Object::File { fd, .. } => close_reporting(fd)?,
         Object::Dir { .. } => {}
     }
     Ok(Answer::Ok)
@@ -507,9 +501,17 @@ pub fn copy_file(s: &mut Session, source: &[u8], destination: &[u8], overwrite: 
     let atime = nix::sys::time::TimeSpec::new(src_st.st_atime, src_st.st_atime_nsec);
     let mtime = nix::sys::time::TimeSpec::new(src_st.st_mtime, src_st.st_mtime_nsec);
     futimens(&dst, &atime, &mtime)?;
-    // close(2) may report a write-back error that the client must hear of.
-    match nix::unistd::close(dst.into_raw_fd()) {
-        Ok(()) | Err(Errno::EINTR) => Ok(Answer::Ok),
-        Err(e) => Err(e.into()),
+    close_reporting(dst)?;
+    Ok(Answer::Ok)
+}
+
+/// close(2) of a file written through: it may report a write-back error (EIO,
+/// ENOSPC on NFS) that the client must hear of, so the descriptor is not simply
+/// dropped. EINTR is no error: Linux has released the descriptor, and the data went
+/// where it goes.
+pub(crate) fn close_reporting(fd: OwnedFd) -> Result<(), Errno> {
+    match nix::unistd::close(fd.into_raw_fd()) {
+        Ok(()) | Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(e),
     }
 }

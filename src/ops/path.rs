@@ -197,12 +197,7 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
                     LinkatFlags::empty(),
                 ) {
                     Ok(()) => {
-                        if let Err(e) =
-                            unlinkat(from.dir(), from.path(), UnlinkatFlags::NoRemoveDir)
-                        {
-                            let _ = unlinkat(to.dir(), to.path(), UnlinkatFlags::NoRemoveDir);
-                            return Err(e.into());
-                        }
+                        drop_old_name(&from, &to)?;
                         return Ok(Answer::Ok);
                     }
                     Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EXDEV | Errno::EPERM) => {}
@@ -220,6 +215,15 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
             Ok(Answer::Ok)
         }
     }
+}
+
+/// The second half of a move by hard link (where the file system has no
+/// RENAME_NOREPLACE): the old name goes; if it cannot, the new link goes too, so that
+/// nothing is left half done.
+pub(crate) fn drop_old_name(from: &Target<'_>, to: &Target<'_>) -> Result<(), Errno> {
+    unlinkat(from.dir(), from.path(), UnlinkatFlags::NoRemoveDir).inspect_err(|_| {
+        let _ = unlinkat(to.dir(), to.path(), UnlinkatFlags::NoRemoveDir);
+    })
 }
 
 pub fn readlink(s: &mut Session, out: &mut Out, id: u32, path: &[u8]) -> OpResult {
