@@ -506,13 +506,6 @@ impl Paths {
         }
     }
 
-    /// Whether a parent directory is kept from the requests before.
-    pub fn keeps_parent(&self) -> bool {
-        self.root
-            .as_ref()
-            .is_some_and(|r| r.parent.borrow().is_some())
-    }
-
     /// Whether the current request acted through a directory kept from an earlier
     /// one. On shared storage another host may have replaced that directory since
     /// (NFS then answers ESTALE through the old descriptor), where resolving the path

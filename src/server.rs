@@ -156,7 +156,6 @@ impl Session {
         let changes = request.op().is_some_and(|op| op.info().writes);
         self.paths.begin();
         let mark = out.mark();
-        let again = self.paths.keeps_parent().then(|| request.clone());
         let audited = self.audit.as_ref().map(|a| {
             events::before(
                 &request,
@@ -169,10 +168,12 @@ impl Session {
         let mut result = self.dispatch(request, out);
         // ESTALE through a directory kept from an earlier request: that directory was
         // replaced (on another host); the failed call changed nothing, and the request
-        // resolved afresh gets the answer a plain path lookup gives.
-        if let (Some(request), Err(status)) = (again, &result)
+        // resolved afresh gets the answer a plain path lookup gives. (The body decoded
+        // once already: it decodes the same again.)
+        if let Err(status) = &result
             && status.errno == Some(Errno::ESTALE)
             && self.paths.reused_kept()
+            && let Ok(request) = wire::decode(body)
         {
             self.paths.forget();
             out.rollback(mark);
