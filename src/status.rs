@@ -19,6 +19,22 @@ impl StatusCode {
     pub const CONNECTION_LOST: StatusCode = StatusCode(7);
     pub const OP_UNSUPPORTED: StatusCode = StatusCode(8);
 
+    /// The code's name without `SSH_FX_` (the audit log's `sftp_status`).
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0 => "OK",
+            1 => "EOF",
+            2 => "NO_SUCH_FILE",
+            3 => "PERMISSION_DENIED",
+            4 => "FAILURE",
+            5 => "BAD_MESSAGE",
+            6 => "NO_CONNECTION",
+            7 => "CONNECTION_LOST",
+            8 => "OP_UNSUPPORTED",
+            _ => "UNKNOWN",
+        }
+    }
+
     /// OpenSSH's fixed text for each code.
     pub fn text(self) -> &'static str {
         match self.0 {

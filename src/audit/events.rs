@@ -218,14 +218,14 @@ pub fn after(
                     .text("request", "open")
                     .path_owned("path", absolute(path))
                     .text("reason", "read-only")
-                    .failed(code_name(status.code), None)
+                    .failed(status.code.name(), None)
             } else {
                 Record::new("transfer")
                     .path_owned("path", absolute(path))
                     .field("flags", Value::Flags(pflags))
                     .field("mode", Value::Mode(mode))
                     .text("direction", direction(pflags))
-                    .failed(code_name(status.code), os_text(status))
+                    .failed(status.code.name(), os_text(status))
             }
         }
         Pending::Path(event, path, mode) => {
@@ -333,7 +333,7 @@ pub fn denied(
         false => "not permitted",
     };
     r.text("reason", reason)
-        .failed(code_name(StatusCode::PERMISSION_DENIED), None)
+        .failed(StatusCode::PERMISSION_DENIED.name(), None)
 }
 
 /// The transfer record of a file handle, its close not yet done (`close`: who
@@ -374,28 +374,12 @@ pub fn count_transfer(audit: &mut Audit, pflags: u32, read: u64, written: u64, o
 fn outcome(r: Record, result: &OpResult) -> Record {
     match result {
         Ok(_) => r,
-        Err(status) => r.failed(code_name(status.code), os_text(status)),
+        Err(status) => r.failed(status.code.name(), os_text(status)),
     }
 }
 
 fn os_text(status: &Status) -> Option<String> {
     status.errno.map(crate::status::strerror)
-}
-
-/// `SSH_FX_*` without the prefix, as the record's `sftp_status`.
-pub fn code_name(code: StatusCode) -> &'static str {
-    match code.0 {
-        0 => "OK",
-        1 => "EOF",
-        2 => "NO_SUCH_FILE",
-        3 => "PERMISSION_DENIED",
-        4 => "FAILURE",
-        5 => "BAD_MESSAGE",
-        6 => "NO_CONNECTION",
-        7 => "CONNECTION_LOST",
-        8 => "OP_UNSUPPORTED",
-        _ => "UNKNOWN",
-    }
 }
 
 fn direction(pflags: u32) -> &'static str {
