@@ -29,6 +29,7 @@ pub fn testing_openssh() -> bool {
 /// A directory under the system temp dir, removed (with its contents) on drop.
 pub mod raw;
 pub mod session;
+pub mod sshd;
 pub mod status;
 
 pub struct Scratch {
