@@ -224,20 +224,29 @@ fn options_only(args: &[OsString]) -> Vec<OsString> {
     kept
 }
 
-/// `--help`: the usage (which `-h` prints alone, as OpenSSH does), then the options of
-/// this server's own, one line each; sftp-server(8) says the rest.
-const LONG_HELP: &str = "
-Options of this server (see sftp-server(8)):
+/// What `-h` (to stderr, exit 1) and `--help` (to stdout, exit 0) print after the
+/// usage: every option, one line each (`-c`, which only a login shell passes, aside).
+/// A bad option prints the usage alone, as OpenSSH does.
+pub const OPTIONS_HELP: &str = "
+Options (sftp-server(8) has the details):
+  -d DIR                   start in DIR; ~user, %d, %u, %U and %% are expanded
+  -e                       log to standard error instead of syslog
+  -f FACILITY              syslog facility: DAEMON, USER, AUTH, LOCAL0-7
+  -h                       print this to standard error and exit 1
+  -l LEVEL                 log level: QUIET to DEBUG3 (ERROR by default)
+  -P LIST                  refuse these requests (names as -Q prints them)
+  -p LIST                  serve only these requests (names as -Q prints them)
+  -Q requests              print the request names -p and -P take, and exit
+  -R                       read-only: refuse every request that changes files
+  -u UMASK                 umask for files and directories created (octal)
+  -m MODE                  files and directories are created with MODE (octal)
+  --force-mode-on-setstat  with -m: permissions set later become MODE too
+  --atomic-uploads         an upload replaces its target at a successful CLOSE
   --root DIR               serve DIR as / (with a sandbox unless --no-sandbox)
   --sandbox, --no-sandbox  sandbox the process (the default with --root) or not
-  --audit-log DEST         a record of every operation: a file (JSON Lines), fd:N,
-                           or journal
-  -m MODE                  create files and directories with exactly MODE (octal)
-  --force-mode-on-setstat  with -m: permissions set later become MODE too
-  --atomic-uploads         a fresh upload replaces its target only at a successful
-                           CLOSE
+  --audit-log DEST         log every operation to a file, fd:N or journal
   --zero-copy-reads        splice READ data from the page cache to the socket
-  --help                   print this and exit
+  --help                   print this to standard output and exit 0
   --version                print the version and exit
 ";
 
@@ -306,10 +315,10 @@ where
     };
     let count = |id: &str| m.get_many::<String>(id).map_or(0, |v| v.len());
     if m.get_flag("help") {
-        return Action::Usage(usage);
+        return Action::Usage(format!("{usage}{OPTIONS_HELP}"));
     }
     if m.get_flag("long_help") {
-        return Action::Print(format!("{usage}{LONG_HELP}"));
+        return Action::Print(format!("{usage}{OPTIONS_HELP}"));
     }
     if m.get_flag("version") {
         return Action::Print(format!("sftp-server {}\n", env!("CARGO_PKG_VERSION")));
@@ -546,6 +555,14 @@ mod tests {
         };
         assert!(text.starts_with("usage: my-sftpd [-ehR]"));
         assert!(text.contains("[-u umask] [-m force_file_dir_perms]\n"));
-        assert!(text.ends_with("\n       my-sftpd -Q protocol_feature\n"));
+        assert!(text.contains("\n       my-sftpd -Q protocol_feature\n"));
+        assert!(text.ends_with(OPTIONS_HELP));
+    }
+
+    #[test]
+    fn options_help_fits_79_columns() {
+        for line in OPTIONS_HELP.lines() {
+            assert!(line.len() < 80, "{line:?} is {} columns", line.len());
+        }
     }
 }

@@ -225,9 +225,19 @@ fn expected_of_ours(args: &[&str], openssh: &Outcome) -> Outcome {
     if o.stdout == REQUEST_NAMES {
         o.stdout.push_str(OWN_REQUEST_NAMES);
     }
-    // The usage shows -m where SUSE's and Red Hat's patched server shows it.
+    // The usage shows -m where SUSE's and Red Hat's patched server shows it, and -h
+    // adds the list of every option.
     o.stderr = ours_usage(&o.stderr);
+    if o.stderr == ours_usage(USAGE) && reaches_help(args) {
+        o.stderr.push_str(sftp_server::cli::OPTIONS_HELP);
+    }
     o
+}
+
+/// Whether getopt reaches `-h` before an option it rejects (the cases here use `-z`
+/// as the unknown one).
+fn reaches_help(args: &[&str]) -> bool {
+    args.iter().find(|a| ["-h", "-z"].contains(a)) == Some(&"-h")
 }
 
 /// OpenSSH's usage text as ours prints it: with SUSE's `-m` after `-u`.
@@ -617,7 +627,7 @@ fn admin_usage_names_the_program_as_invoked() {
         );
         let mut usage = USAGE.replace("sftp-server", &name);
         if imp.name == "ours" && !testing_openssh() {
-            usage = ours_usage(&usage);
+            usage = ours_usage(&usage) + sftp_server::cli::OPTIONS_HELP;
         }
         let want = Outcome::new(1, "", &usage);
         if got != want {

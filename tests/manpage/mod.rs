@@ -155,7 +155,11 @@ fn options_match_the_binary() {
     }
     let help = run(&["-h"]);
     assert_eq!(help.code, Some(1), "-h exits with 1");
-    let usage = help.stderr;
+    // OpenSSH's usage lines, then (after a blank line) the list of every option.
+    let usage = match help.stderr.split_once("\n\n") {
+        Some((usage, _)) => format!("{usage}\n"),
+        None => help.stderr.clone(),
+    };
     assert!(usage.starts_with("usage: "), "-h prints usage: {usage:?}");
     let shown = usage_flags(&usage);
     assert!(shown.contains_key("-Q"), "usage shows -Q: {usage:?}");
@@ -283,19 +287,46 @@ fn mandoc_lint_is_clean() {
     );
 }
 
-/// `--help` lists every long option the binary takes, so it stays in step with them.
+/// `--help` (stdout, exit 0) and `-h` (stderr, exit 1) print the usage and then every
+/// option the binary takes, one line each, so the list stays in step with them.
 #[test]
-fn long_help_lists_every_long_option() {
+fn help_lists_every_option() {
     if crate::support::testing_openssh() {
-        return; // OpenSSH's server has no --help
+        return; // OpenSSH's server has no --help and prints the usage alone for -h
     }
     let help = run(&["--help"]);
     assert_eq!(help.code, Some(0), "--help exits 0: {}", help.stderr);
     assert!(help.stdout.starts_with("usage: "), "{}", help.stdout);
+    let short = run(&["-h"]);
+    assert_eq!(short.code, Some(1), "-h exits 1");
+    assert_eq!(short.stderr, help.stdout, "-h prints what --help prints");
+    // The options a line lists: its first column (`-d DIR`, `--sandbox, --no-sandbox`).
+    let listed: Vec<&str> = help
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .filter_map(|l| l.split("  ").next())
+        .flat_map(|column| column.split(", "))
+        .filter_map(|option| option.split(' ').next())
+        .collect();
     for name in sftp_server::cli::LONG_OPTIONS {
+        let flag = format!("--{name}");
         assert!(
-            help.stdout.contains(&format!("--{name}")),
-            "--help does not list --{name}:\n{}",
+            listed.contains(&flag.as_str()),
+            "--help does not list {flag}:\n{}",
+            help.stdout
+        );
+    }
+    // Every letter the usage shows (the usage is OpenSSH's, with -m).
+    let usage = help
+        .stdout
+        .split_once("\n\n")
+        .expect("a blank line after the usage")
+        .0;
+    for flag in usage_flags(usage).keys() {
+        assert!(
+            listed.contains(&flag.as_str()),
+            "--help does not list {flag}:\n{}",
             help.stdout
         );
     }
