@@ -13,7 +13,7 @@ use crate::support::status::*;
 use crate::support::{Scratch, Server, server_bin, testing_openssh, wait_bounded};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -585,6 +585,85 @@ fn copy_file_refusals_and_paths() {
         SSH_FX_FAILURE,
         "File exists",
     );
+}
+
+/// A FIFO or a device is refused at once, never read: opening a FIFO with no writer
+/// for reading (or with no reader for writing) would otherwise stall the session.
+#[test]
+fn hash_and_copy_refuse_fifos_and_devices_without_stalling() {
+    let mut s = Session::start("hash-fifo", &[]);
+    if s.openssh_lacks_them() {
+        return;
+    }
+    nix::unistd::mkfifo(
+        &s.path("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    fs::write(s.path("f"), pattern(1000)).unwrap();
+    for name in CHECK_NAMES.iter().filter(|n| n.ends_with("-name")) {
+        for target in ["fifo", "/dev/null", "/dev/zero"] {
+            s.check_status(
+                name,
+                &check_req(target.as_bytes(), "md5", 0, 0, 0),
+                SSH_FX_FAILURE,
+                "Not a regular file",
+            );
+        }
+    }
+    for source in ["fifo", "/dev/zero"] {
+        s.check_status(
+            "copy-file",
+            &copy_req(source, "copy", false),
+            SSH_FX_FAILURE,
+            "Not a regular file",
+        );
+        assert!(!s.path("copy").exists(), "nothing created from {source}");
+    }
+    // Onto a FIFO: an existing name, left alone unless overwriting, and never opened
+    // for writing with nobody reading.
+    s.check_status(
+        "copy-file",
+        &copy_req("f", "fifo", false),
+        SSH_FX_FAILURE,
+        "File exists",
+    );
+    // With nobody reading, the non-blocking open for writing fails (ENXIO); with a
+    // reader, the open succeeds and the FIFO is refused before a byte is written.
+    s.check_status(
+        "copy-file",
+        &copy_req("f", "fifo", true),
+        SSH_FX_FAILURE,
+        "No such device or address",
+    );
+    let reader = fs::File::options()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(s.path("fifo"))
+        .unwrap();
+    s.check_status(
+        "copy-file",
+        &copy_req("f", "fifo", true),
+        SSH_FX_FAILURE,
+        "Not a regular file",
+    );
+    let mut buf = [0u8; 16];
+    let got = std::io::Read::read(&mut &reader, &mut buf);
+    assert!(
+        matches!(got, Ok(0))
+            || got
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "nothing written into the FIFO: {got:?}"
+    );
+    assert!(
+        fs::symlink_metadata(s.path("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    // The session still answers.
+    assert_eq!(s.attrs(Request::Stat { path: b"f" }).size, 1000);
 }
 
 // ---------------------------------------------------------------------------

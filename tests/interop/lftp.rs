@@ -141,5 +141,9 @@ fn lftp_put_mirror_both_ways_pget_mv_chmod_rm() {
     );
     assert!(!ws.remote.join("made").exists(), "rmdir made");
     let listed: Vec<&str> = out.lines().rev().take(2).collect();
-    assert_eq!(listed, ["up/sub/", "up/empty"], "cls -1 up (last lines):\n{out}");
+    assert_eq!(
+        listed,
+        ["up/sub/", "up/empty"],
+        "cls -1 up (last lines):\n{out}"
+    );
 }
