@@ -115,6 +115,20 @@ impl Hosts {
         ncat
     }
 
+    /// Waits for ssh's local socket to take connections; README says only its owner
+    /// may.
+    fn wait_forwarded(&self, term: &Terminal, what: &str) {
+        let sock = self.local_sock();
+        assert!(
+            eventually(LIMIT, || unix_connectable(&sock)),
+            "`{what}` did not forward {}\n{}",
+            sock.display(),
+            term.output()
+        );
+        let mode = fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", sock.display());
+    }
+
     /// README's sftp line through the forwarded socket: uploads, downloads, lists,
     /// renames and removes; checks both sides by content.
     fn sftp_through_forward(&self, seed: u64) {
@@ -197,13 +211,7 @@ fn recipes_ssh_forward_unix_socket() {
     let [_, _, ssh, ..] = hosts.forward_recipe();
     let mut term = Terminal::start(&ssh, &hosts.ws.local, &hosts.ws.ctl.join("terminal.log"));
     shell_answers(&mut term, 41);
-    let sock = hosts.local_sock();
-    assert!(
-        eventually(LIMIT, || unix_connectable(&sock)),
-        "`{ssh}` did not forward {}\n{}",
-        sock.display(),
-        term.output()
-    );
+    hosts.wait_forwarded(&term, &ssh);
     hosts.sftp_through_forward(SEED + 300);
     shell_answers(&mut term, 99);
     hosts.exit_and_clean_up(term, listener);
@@ -227,13 +235,7 @@ fn recipes_ssh_forward_added_with_escape() {
     term.type_text("~C");
     term.wait_for("ssh>");
     term.type_text(&format!("{forward}\r"));
-    let sock = hosts.local_sock();
-    assert!(
-        eventually(LIMIT, || unix_connectable(&sock)),
-        "`~C` `{forward}` did not forward {}\n{}",
-        sock.display(),
-        term.output()
-    );
+    hosts.wait_forwarded(&term, &format!("~C {forward}"));
     hosts.sftp_through_forward(SEED + 400);
     shell_answers(&mut term, 99);
     hosts.exit_and_clean_up(term, listener);
