@@ -46,17 +46,34 @@ fn readme_block(name: &str) -> String {
         .collect()
 }
 
-/// README's block `name` with each `(placeholder, value)` replaced in order; every
+/// README's block `name` with each `(placeholder, value)` replaced, all in one pass
+/// (a value, such as a scratch path holding the process id, is never searched for
+/// the next placeholder; where two start at one place the first listed wins). Every
 /// placeholder must be in the block, so a README edit cannot leave one unreplaced.
 fn recipe(name: &str, subs: &[(String, String)]) -> String {
-    let mut text = readme_block(name);
-    let original = text.clone();
-    for (from, to) in subs {
+    let block = readme_block(name);
+    for (from, _) in subs {
         assert!(
-            original.contains(from.as_str()),
-            "README recipe `{name}` no longer contains {from:?}:\n{original}"
+            block.contains(from.as_str()),
+            "README recipe `{name}` no longer contains {from:?}:\n{block}"
         );
-        text = text.replace(from.as_str(), to);
+    }
+    let mut text = String::new();
+    let mut rest = block.as_str();
+    while let Some(c) = rest.chars().next() {
+        match subs
+            .iter()
+            .find(|(from, _)| rest.starts_with(from.as_str()))
+        {
+            Some((from, to)) => {
+                text.push_str(to);
+                rest = &rest[from.len()..];
+            }
+            None => {
+                text.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
     }
     text
 }
