@@ -142,7 +142,7 @@ fn ncat_ssl_put_get_ls() {
 }
 
 /// A self-signed certificate for `localhost` and its key, made with openssl.
-fn make_certificate(cert: &Path, key: &Path) {
+pub fn make_certificate(cert: &Path, key: &Path) {
     run_ok(
         "openssl",
         [

@@ -25,5 +25,6 @@ mod pipeline;
 mod policy;
 mod props;
 mod proto;
+mod recipes;
 mod sshd;
 mod storage;
