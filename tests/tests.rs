@@ -18,6 +18,7 @@ mod ext;
 mod faults;
 mod fuzz_regressions;
 mod hash;
+mod interop;
 mod manpage;
 mod ncat;
 mod pipeline;
