@@ -581,10 +581,14 @@ fn python_client(rig: &Rig, script: &str) -> String {
     let down = write_random_file(&rig.remote("down.bin"), 20, 3 * MIB + 13);
     write_random_file(&rig.local("up.bin"), 21, 2 * MIB + 9);
     let kh = rig.known_hosts();
+    let file = rig.ws.ctl.join("client.py");
+    fs::write(&file, script).expect("write client script");
     let out = rig.run_ok(
         Command::new("/usr/bin/python3")
             // asyncssh imports ciphers that python3-cryptography warns about.
-            .args(["-W", "ignore", "-c", script, "127.0.0.1"])
+            .args(["-W", "ignore"])
+            .arg(&file)
+            .arg("127.0.0.1")
             .arg(rig.sshd.port.to_string())
             .arg(&rig.sshd.user)
             .arg(&rig.sshd.user_key)
