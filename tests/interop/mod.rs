@@ -464,15 +464,12 @@ fn psftp(rig: &Rig, ppk: &Path, hostkey: &str, batch: &[String]) -> Command {
 fn interop_psftp() {
     let rig = Rig::new("interop-psftp");
     let ppk = rig.ws.ctl.join("key.ppk");
-    run_ok(
-        "puttygen",
-        [
-            rig.sshd.user_key.as_os_str(),
-            "-O".as_ref(),
-            "private".as_ref(),
-        ]
-        .into_iter()
-        .chain(["-o".as_ref(), ppk.as_os_str()]),
+    // Through rig.run: puttygen too writes a random seed file under HOME.
+    rig.run_ok(
+        Command::new("puttygen")
+            .arg(&rig.sshd.user_key)
+            .args(["-O", "private", "-o"])
+            .arg(&ppk),
     );
     let hostkey = rig.host_key_sha256();
     let remote = rig.remote_str().to_string();
