@@ -4,7 +4,8 @@ import paramiko
 # paramiko's SFTPClient through a real SSH connection: arguments host port user key
 # known_hosts remote-dir local-dir. The caller made remote/down.bin and local/up.bin,
 # and checks their copies; this checks the rest against the disk, which it shares with
-# the server, and prints the errors whose text differs between servers.
+# the server, and prints the errors whose text differs between servers. paramiko has
+# no statvfs (asyncssh_client.py covers the extension).
 host, port, user, key, known_hosts, remote, local = sys.argv[1:8]
 client = paramiko.SSHClient()
 client.load_host_keys(known_hosts)
