@@ -73,7 +73,7 @@ fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
-fn lftp_put_mirror_both_ways_pget_mv_chmod_rm() {
+fn interop_lftp_put_mirror_both_ways_pget_mv_chmod_rm() {
     let ws = Workspace::new("lftp");
     let sshd = Sshd::start(&ws.ctl, "");
     let remote = fs::canonicalize(&ws.remote).unwrap();
