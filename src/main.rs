@@ -73,12 +73,22 @@ fn serve(opts: Options) -> i32 {
         },
         Some((r, None)) => Some(r.to_os_string()),
     };
-    let dest = if opts.log_stderr {
+    // inetd and xinetd hand the connection over as standard error too: log lines
+    // written there would land inside the SFTP stream and break the session at the
+    // first one, so -e gives way to syslog.
+    let stderr_is_connection = opts.log_stderr && stderr_is_the_connection();
+    let dest = if opts.log_stderr && !stderr_is_connection {
         Destination::Stderr
     } else {
         Destination::Syslog(opts.facility)
     };
     logging::init(opts.log_level, dest);
+    if stderr_is_connection {
+        logit!(
+            Error,
+            "standard error is the client's connection: logging to syslog instead (-e)"
+        );
+    }
     // The audit sink is opened before --root and the sandbox take effect, and is the
     // only thing ever opened for it; without it the session does not start.
     let sink = match opts.audit_log.as_deref().map(|d| audit_sink(d, &user)) {
@@ -343,4 +353,23 @@ fn expand_dir(dir: &str, user: &nix::unistd::User) -> Result<String, Vec<(Level,
         }
     }
     Ok(out)
+}
+
+/// Whether standard error is the very socket the session runs on (standard input or
+/// output), as inetd-style super-servers pass it.
+fn stderr_is_the_connection() -> bool {
+    use nix::sys::stat::{SFlag, fstat};
+    use std::os::fd::BorrowedFd;
+    // SAFETY: descriptors 0, 1 and 2 stay open for the life of the process; fstat only
+    // reads them.
+    let st = |fd| fstat(unsafe { BorrowedFd::borrow_raw(fd) }).ok();
+    let Some(err) = st(2) else {
+        return false;
+    };
+    let is_socket = SFlag::from_bits_truncate(err.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK;
+    is_socket
+        && [0, 1]
+            .into_iter()
+            .filter_map(st)
+            .any(|s| (s.st_dev, s.st_ino) == (err.st_dev, err.st_ino))
 }

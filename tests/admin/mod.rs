@@ -1995,3 +1995,48 @@ fn admin_syslog_gets_the_errors_found_in_the_flags() {
         problems.join("\n")
     );
 }
+
+/// inetd and xinetd give the server the connection as its standard error too. With
+/// `-e`, OpenSSH's server writes its log lines into the SFTP stream, which breaks the
+/// session at the first one (sftp: "Received message too long"); ours logs to syslog
+/// instead (a named difference: README, "Differences from OpenSSH").
+#[test]
+fn admin_log_to_stderr_that_is_the_connection() {
+    let dir = Scratch::new("admin-stderr-socket");
+    fs::write(dir.path().join("f"), b"data").unwrap();
+    let server = Spawn::new(dir.path())
+        .args(&["-e", "-l", "DEBUG3"])
+        .stderr_on_socket()
+        .start();
+    let mut c = Client::new(server.sock.try_clone().expect("dup socket"));
+    if testing_openssh() {
+        // The first bytes back are a log line, not the VERSION packet.
+        c.send_init(3);
+        let mut head = [0u8; 64];
+        std::io::Read::read_exact(&mut &server.sock, &mut head).expect("read");
+        let text = String::from_utf8_lossy(&head);
+        assert!(
+            text.contains("debug") || text.contains("session opened"),
+            "OpenSSH's log lines in the stream: {text:?}"
+        );
+        return;
+    }
+    assert!(matches!(c.init(), Reply::Version { version: 3, .. }));
+    for _ in 0..3 {
+        match c.call(&Request::Stat { path: b"f" }) {
+            Reply::Attrs { attrs, .. } => assert_eq!(attrs.size, 4),
+            other => panic!("STAT f: {other:?}"),
+        }
+        let r = c.call(&Request::Open {
+            path: b"missing",
+            pflags: SSH_FXF_READ,
+            attrs: Attrs::none(),
+        });
+        assert!(matches!(r, Reply::Status { code: 2, .. }), "{r:?}");
+    }
+    drop(c);
+    assert!(
+        server.finish().success(),
+        "clean exit at the end of the session"
+    );
+}

@@ -107,6 +107,7 @@ pub struct Spawn {
     limits: Vec<(nix::sys::resource::Resource, u64)>,
     umask: Option<u32>,
     nonblocking: bool,
+    stderr_on_socket: bool,
 }
 
 impl Spawn {
@@ -122,6 +123,7 @@ impl Spawn {
             limits: Vec::new(),
             umask: None,
             nonblocking: false,
+            stderr_on_socket: false,
         }
     }
 
@@ -164,6 +166,13 @@ impl Spawn {
         self
     }
 
+    /// Gives the server the connection as its standard error too, as inetd and
+    /// xinetd do.
+    pub fn stderr_on_socket(mut self) -> Spawn {
+        self.stderr_on_socket = true;
+        self
+    }
+
     pub fn start(self) -> Server {
         let (child, sock) = self.start_parts();
         Server { child, sock }
@@ -177,6 +186,13 @@ impl Spawn {
             theirs.set_nonblocking(true).expect("O_NONBLOCK");
         }
         let stdin = theirs.try_clone().expect("dup socket");
+        let stderr = match self.stderr {
+            _ if self.stderr_on_socket => Stdio::from(std::os::fd::OwnedFd::from(
+                theirs.try_clone().expect("dup socket"),
+            )),
+            Some(stderr) => stderr,
+            None => Stdio::inherit(),
+        };
         let mut cmd = Command::new(&self.bin);
         cmd.args(&self.args)
             .current_dir(&self.cwd)
@@ -184,7 +200,7 @@ impl Spawn {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(stdin)))
             .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stderr(self.stderr.unwrap_or_else(Stdio::inherit))
+            .stderr(stderr)
             // Keep the server out of the test's process group signals.
             .process_group(0);
         let limits = self.limits;
