@@ -20,6 +20,7 @@ mod fuzz_regressions;
 mod hash;
 mod manpage;
 mod ncat;
+mod package;
 mod pipeline;
 mod policy;
 mod props;
