@@ -21,6 +21,7 @@ mod hash;
 mod interop;
 mod manpage;
 mod ncat;
+mod package;
 mod pipeline;
 mod policy;
 mod props;
