@@ -16,6 +16,7 @@ use std::process::Command;
 
 use crate::support::clients::{Batch, SftpClient, Workspace, sftp_quote};
 use crate::support::content::{assert_file_content, write_random_file};
+use crate::support::readme_block;
 
 const PACKAGE: &str = "sftp-server-rs";
 /// Where the package installs the binary (README "Install").
@@ -25,11 +26,13 @@ const SOURCE_BIN: &str = "/usr/local/libexec/sftp-server";
 const DOC: &str = "/usr/share/doc/sftp-server-rs";
 const MAN_PAGE: &str = "/usr/share/man/man8/sftp-server-rs.8.gz";
 
-/// Each file of `man/examples/` and the README line that introduces its block: the
-/// file is that block with the package's path for the binary.
+/// Each file of `man/examples/` and the README recipe it is: the file is that block
+/// with the package's path for the binary.
 const EXAMPLES: &[(&str, &str)] = &[
-    ("sftp.socket", "`/etc/systemd/system/sftp.socket`"),
-    ("sftp@.service", "`/etc/systemd/system/sftp@.service`"),
+    ("sftp.socket", "systemd-socket"),
+    ("sftp@.service", "systemd-service"),
+    ("sftp-share.xinetd", "xinetd"),
+    ("inetd.conf", "inetd"),
 ];
 
 /// Runs `program args`, panicking unless it exits 0; returns its stdout.
@@ -73,34 +76,18 @@ fn installed(test: &str) -> bool {
     false
 }
 
-/// The fenced block that follows the first README line containing `marker`.
-fn readme_block(readme: &str, marker: &str) -> String {
-    let mut lines = readme.lines().skip_while(|l| !l.contains(marker));
-    assert!(lines.next().is_some(), "README has no line with {marker}");
-    let mut lines = lines.skip_while(|l| !l.starts_with("```"));
-    assert!(
-        lines.next().is_some(),
-        "no code block after {marker} in README"
-    );
-    lines
-        .take_while(|l| !l.starts_with("```"))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
 #[test]
 fn package_examples_are_readme_blocks() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
-    for (file, marker) in EXAMPLES {
-        let block = readme_block(&readme, marker);
+    for (file, recipe) in EXAMPLES {
+        let block = readme_block(recipe);
         let expected = block.replace(SOURCE_BIN, BIN);
         let path = root.join("man/examples").join(file);
         let actual = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         assert_eq!(
             actual, expected,
-            "man/examples/{file} is README's block after {marker} with {BIN}"
+            "man/examples/{file} is README's recipe {recipe} with {BIN}"
         );
     }
     // A file added without a README block to follow would drift unnoticed.

@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 use crate::support::clients::Workspace;
 use crate::support::content::{MIB, write_random_file};
 use crate::support::procs::{Daemon, Finished, run_bounded};
+use crate::support::readme_block;
 use crate::support::{server_bin, testing_openssh};
 
 mod ssh;
@@ -27,24 +28,6 @@ mod sshfs;
 mod xinetd;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The code block after `<!-- recipe: NAME -->` in README.md, without its fences.
-fn readme_block(name: &str) -> String {
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("read README.md");
-    let marker = format!("<!-- recipe: {name} -->");
-    let mut lines = readme.lines().skip_while(|l| l.trim() != marker);
-    assert!(lines.next().is_some(), "README.md has no `{marker}`");
-    let fence = lines.next().unwrap_or_default();
-    assert!(
-        fence.starts_with("```"),
-        "`{marker}` is not followed by a code block"
-    );
-    lines
-        .take_while(|l| !l.starts_with("```"))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
 
 /// README's block `name` with each `(placeholder, value)` replaced, all in one pass
 /// (a value, such as a scratch path holding the process id, is never searched for

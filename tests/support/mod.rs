@@ -26,7 +26,6 @@ pub fn testing_openssh() -> bool {
     std::env::var_os("SFTP_SERVER_BIN").is_some()
 }
 
-/// A directory under the system temp dir, removed (with its contents) on drop.
 pub mod raw;
 pub mod session;
 pub mod sshd;
@@ -256,4 +255,23 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The code block after `<!-- recipe: NAME -->` in README.md, without its fences: the
+/// recipes the tests run and the example files the package ships are README's text.
+pub fn readme_block(name: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let marker = format!("<!-- recipe: {name} -->");
+    let mut lines = readme.lines().skip_while(|l| l.trim() != marker);
+    assert!(lines.next().is_some(), "README.md has no `{marker}`");
+    let fence = lines.next().unwrap_or_default();
+    assert!(
+        fence.starts_with("```"),
+        "`{marker}` is not followed by a code block"
+    );
+    lines
+        .take_while(|l| !l.starts_with("```"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
