@@ -25,6 +25,7 @@ use crate::support::{server_bin, testing_openssh};
 
 mod ssh;
 mod sshfs;
+mod systemd;
 mod xinetd;
 
 const LIMIT: Duration = Duration::from_secs(30);
