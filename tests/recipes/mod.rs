@@ -23,6 +23,7 @@ use crate::support::procs::{Daemon, Finished, run_bounded};
 use crate::support::readme_block;
 use crate::support::{server_bin, testing_openssh};
 
+mod read_only;
 mod ssh;
 mod sshfs;
 mod systemd;

@@ -6,12 +6,11 @@
 //! unit's `User=` (through setpriv). sftp reaches it through `ncat 127.0.0.1 PORT`.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use super::{LIMIT, SEED, children, eventually, fill_share, recipe, s, server_subs, share, text};
+use super::read_only::{check_served, share_with_a_secret};
+use super::{LIMIT, SEED, children, eventually, recipe, s, server_subs};
 use crate::support::clients::Workspace;
-use crate::support::content::assert_file_content;
 use crate::support::procs::{Daemon, run_bounded, start_on_free_port, tcp_connectable};
 
 /// The user the recipe's service runs as (`sftpshare` in README).
@@ -32,13 +31,7 @@ fn setting<'a>(unit: &'a str, key: &str) -> &'a str {
 #[test]
 fn recipes_systemd_socket_activation() {
     let ws = Workspace::new("recipe-systemd");
-    let share = share(&ws);
-    let files = fill_share(&share, SEED + 600);
-    for dir in [ws.root(), share.as_path()] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    fs::write(share.join("secret"), b"root only\n").unwrap();
-    fs::set_permissions(share.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+    let (share, files) = share_with_a_secret(&ws, SEED + 600);
 
     let units = ws.ctl.join("units");
     fs::create_dir(&units).unwrap();
@@ -84,43 +77,7 @@ fn recipes_systemd_socket_activation() {
     // The probe connection above got a server too; let it go before counting.
     assert!(eventually(LIMIT, || children(activator.pid()).is_empty()));
 
-    let sftp = |batch: &[&str]| {
-        let file = ws.ctl.join("batch");
-        fs::write(&file, batch.join("\n") + "\n").unwrap();
-        let mut cmd = Command::new("sftp");
-        cmd.arg("-b")
-            .arg(&file)
-            .arg("-D")
-            .arg(format!("ncat 127.0.0.1 {port}"))
-            .current_dir(&ws.local)
-            .env("LC_ALL", "C");
-        run_bounded(&mut cmd, LIMIT)
-    };
-    let f = sftp(&["pwd", "get small.txt", "get big.bin", "get empty"]);
-    assert!(f.status.success(), "{}", text(&f));
-    for (name, data) in &files {
-        assert_file_content(&ws.local.join(name), data);
-    }
-
-    // Read-only (-R), and served as `User=`: both refused, nothing written.
-    fs::write(ws.local.join("up.txt"), b"up\n").unwrap();
-    let f = sftp(&["put up.txt"]);
-    assert!(!f.status.success(), "put on a -R share\n{}", text(&f));
-    assert!(!share.join("up.txt").exists());
-    let f = sftp(&["get secret"]);
-    assert!(
-        String::from_utf8_lossy(&f.stderr).contains("Permission denied"),
-        "a root-only file read as {USER}\n{}",
-        text(&f)
-    );
-    assert!(!ws.local.join("secret").exists());
-
-    // One server per connection, each gone when its connection closed.
-    assert!(
-        eventually(LIMIT, || children(activator.pid()).is_empty()),
-        "servers outlived their connections: {:?}",
-        children(activator.pid())
-    );
+    check_served(&ws, port, &share, &files, USER, activator.pid());
 }
 
 /// `systemd-analyze verify` finds nothing wrong with the units but the warning that

@@ -6,16 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use super::{
-    LIMIT, SEED, children, eventually, fill_share, readme_block, recipe, s, server_subs, share,
-    text,
-};
+use super::read_only::{check_served, share_with_a_secret};
+use super::{SEED, readme_block, recipe, s, server_subs};
 use crate::support::clients::Workspace;
-use crate::support::content::assert_file_content;
-use crate::support::procs::{Daemon, run_bounded, start_on_free_port};
+use crate::support::procs::{Daemon, start_on_free_port};
 
 /// The user the recipe's server runs as (`sftpshare` in README).
 const USER: &str = "nobody";
@@ -23,15 +19,7 @@ const USER: &str = "nobody";
 #[test]
 fn recipes_xinetd_service() {
     let ws = Workspace::new("recipe-xinetd");
-    let share = share(&ws);
-    let files = fill_share(&share, SEED + 500);
-    // Readable by the service's user, but for one file only root may read: it shows
-    // the server ran as `user`, not as xinetd's root.
-    for dir in [ws.root(), share.as_path()] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    fs::write(share.join("secret"), b"root only\n").unwrap();
-    fs::set_permissions(share.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+    let (share, files) = share_with_a_secret(&ws, SEED + 500);
 
     let mut subs = server_subs(&share);
     subs.push(s("sftpshare", USER));
@@ -63,61 +51,7 @@ fn recipes_xinetd_service() {
         },
     );
 
-    let sftp = |batch: &[&str]| {
-        let file = ws.ctl.join("batch");
-        fs::write(&file, batch.join("\n") + "\n").unwrap();
-        let mut cmd = Command::new("sftp");
-        cmd.arg("-b")
-            .arg(&file)
-            .arg("-D")
-            .arg(format!("ncat 127.0.0.1 {port}"))
-            .current_dir(&ws.local)
-            .env("LC_ALL", "C");
-        run_bounded(&mut cmd, LIMIT)
-    };
-    let f = sftp(&["ls -1", "get small.txt", "get big.bin", "get empty"]);
-    assert!(f.status.success(), "{}", text(&f));
-    let out = String::from_utf8_lossy(&f.stdout);
-    let listed: Vec<&str> = out
-        .lines()
-        .skip_while(|l| *l != "sftp> ls -1")
-        .skip(1)
-        .take_while(|l| !l.starts_with("sftp> "))
-        .collect();
-    assert_eq!(
-        listed,
-        ["big.bin", "empty", "secret", "small.txt"],
-        "{}",
-        text(&f)
-    );
-    for (name, data) in &files {
-        assert_file_content(&ws.local.join(name), data);
-    }
-
-    // Read-only (-R), and served as `user`: both refused, nothing written.
-    fs::write(ws.local.join("up.txt"), b"up\n").unwrap();
-    let f = sftp(&["put up.txt"]);
-    assert!(!f.status.success(), "put on a -R share\n{}", text(&f));
-    assert!(!share.join("up.txt").exists());
-    let f = sftp(&["get secret"]);
-    assert!(
-        !f.status.success(),
-        "a root-only file read as {USER}\n{}",
-        text(&f)
-    );
-    assert!(
-        String::from_utf8_lossy(&f.stderr).contains("Permission denied"),
-        "{}",
-        text(&f)
-    );
-    assert!(!ws.local.join("secret").exists());
-
-    // One server per connection, each gone when its connection closed.
-    assert!(
-        eventually(LIMIT, || children(xinetd.pid()).is_empty()),
-        "servers outlived their connections: {:?}",
-        children(xinetd.pid())
-    );
+    check_served(&ws, port, &share, &files, USER, xinetd.pid());
 }
 
 /// README's inetd.conf line says what its xinetd service file says: address, port,
