@@ -2,13 +2,13 @@
 //! flight (16 packets by default, larger with `sftp:max-packets-in-flight`); `mirror`
 //! walks trees both ways and `pget -n` reads one file over several sessions at once.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use super::tree;
 use crate::support::clients::Workspace;
 use crate::support::content::{MIB, assert_file_content, write_random_file};
 use crate::support::procs::run_bounded;
@@ -52,24 +52,6 @@ fn lftp(ws: &Workspace, sshd: &Sshd, name: &str, commands: &[String]) -> String 
         String::from_utf8_lossy(&f.stderr)
     );
     stdout
-}
-
-/// Every regular file under `root`, by relative path, with its content.
-fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in fs::read_dir(dir).expect("read_dir") {
-            let p = e.expect("dir entry").path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                out.insert(rel, fs::read(&p).expect("read file"));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
 }
 
 #[test]
