@@ -3,7 +3,8 @@
 //! share, port and socket directory in place of README's, starts the listener line
 //! and runs OpenSSH's sftp through README's `sftp -D` line. Shares README marks `-R`
 //! serve reads and refuse uploads; the Unix-socket one, and the TCP one with `-R`
-//! dropped as README suggests, take uploads.
+//! dropped as README suggests, take uploads. The socat test also checks README's
+//! socat client and what it says sftp does when the server dies first.
 
 use std::fs;
 use std::io::Write;
@@ -301,7 +302,8 @@ fn server_dies_mid_request(ws: &Workspace, share: &Path, sftp: &str, tag: &str) 
     let server = Pid::from_raw(servers[0] as i32);
     kill(server, Signal::SIGSTOP).expect("stop the server");
     client.command("ls");
-    // sftp sends the request right after echoing the command.
+    // sftp sends the request right after echoing the command; socat would stay
+    // another 0.5 s (its -t) for a late one.
     thread::sleep(Duration::from_millis(200));
     kill(server, Signal::SIGKILL).expect("kill the server");
     assert!(
