@@ -29,7 +29,7 @@ mod sshfs;
 mod systemd;
 mod xinetd;
 
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// README's block `name` with each `(placeholder, value)` replaced, all in one pass
 /// (a value, such as a scratch path holding the process id, is never searched for
@@ -86,18 +86,21 @@ fn commands(block: &str) -> Vec<String> {
 }
 
 /// The `N` commands of README's block `name`, substituted.
-fn recipe_commands<const N: usize>(name: &str, subs: &[(String, String)]) -> [String; N] {
+pub(crate) fn recipe_commands<const N: usize>(
+    name: &str,
+    subs: &[(String, String)],
+) -> [String; N] {
     let cmds = commands(&recipe(name, subs));
     cmds.try_into().unwrap_or_else(|c: Vec<String>| {
         panic!("recipe `{name}` has {} commands, not {N}: {c:#?}", c.len())
     })
 }
 
-fn s(from: &str, to: impl AsRef<str>) -> (String, String) {
+pub(crate) fn s(from: &str, to: impl AsRef<str>) -> (String, String) {
     (from.to_string(), to.as_ref().to_string())
 }
 
-fn path_str(p: &Path) -> &str {
+pub(crate) fn path_str(p: &Path) -> &str {
     let s = p.to_str().expect("UTF-8 path");
     assert!(
         !s.contains(char::is_whitespace),
@@ -108,7 +111,7 @@ fn path_str(p: &Path) -> &str {
 
 /// The placeholders for the server: its path, and `--root /srv/share` as `share`
 /// (OpenSSH's server has no `--root`: its `-d` starts it there instead).
-fn server_subs(share: &Path) -> Vec<(String, String)> {
+pub(crate) fn server_subs(share: &Path) -> Vec<(String, String)> {
     let share = path_str(share);
     let mut subs = Vec::new();
     if testing_openssh() {
@@ -120,7 +123,7 @@ fn server_subs(share: &Path) -> Vec<(String, String)> {
 }
 
 /// `sh -c command` in `cwd`, with plain ASCII messages.
-fn shell(command: &str, cwd: &Path) -> Command {
+pub(crate) fn shell(command: &str, cwd: &Path) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(command)
@@ -131,7 +134,7 @@ fn shell(command: &str, cwd: &Path) -> Command {
 
 /// Runs a recipe's command to its end (bounded), panicking unless it succeeds.
 #[track_caller]
-fn run_line(command: &str, cwd: &Path) -> Finished {
+pub(crate) fn run_line(command: &str, cwd: &Path) -> Finished {
     let f = run_bounded(&mut shell(command, cwd), LIMIT);
     assert!(
         f.status.success(),
@@ -145,12 +148,12 @@ fn run_line(command: &str, cwd: &Path) -> Finished {
 
 /// Starts a recipe's long-running command (a listener); `exec` makes the shell's
 /// process id the program's, so the guard stops the program itself.
-fn daemon_line(name: &str, command: &str, cwd: &Path, log: &Path) -> Daemon {
+pub(crate) fn daemon_line(name: &str, command: &str, cwd: &Path, log: &Path) -> Daemon {
     Daemon::spawn(name, &mut shell(&format!("exec {command}"), cwd), log)
 }
 
 /// A recipe's `sftp -D ...` line run in batch mode: `-b FILE` added after `sftp`.
-fn sftp_line(command: &str, cwd: &Path, ctl: &Path, batch: &[String]) -> Finished {
+pub(crate) fn sftp_line(command: &str, cwd: &Path, ctl: &Path, batch: &[String]) -> Finished {
     let rest = command
         .strip_prefix("sftp ")
         .unwrap_or_else(|| panic!("not an sftp line: {command}"));
@@ -162,7 +165,7 @@ fn sftp_line(command: &str, cwd: &Path, ctl: &Path, batch: &[String]) -> Finishe
     )
 }
 
-fn text(f: &Finished) -> String {
+pub(crate) fn text(f: &Finished) -> String {
     format!(
         "status {}\n--- stdout\n{}--- stderr\n{}",
         f.status,
@@ -172,7 +175,7 @@ fn text(f: &Finished) -> String {
 }
 
 /// Polls `cond` every 25 ms for at most `limit`.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if cond() {
@@ -194,7 +197,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// The processes whose command line is `program` (by file name) with `arg` among its
 /// arguments: how a test finds the sshfs that daemonized itself for its mount point.
-fn pids_running(program: &str, arg: &str) -> Vec<u32> {
+pub(crate) fn pids_running(program: &str, arg: &str) -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -209,7 +212,7 @@ fn pids_running(program: &str, arg: &str) -> Vec<u32> {
         .collect()
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), None).is_ok()
         && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
             s.rsplit(')')
@@ -315,7 +318,7 @@ impl Drop for Terminal {
 const SEED: u64 = 0x02ec_19e5;
 
 /// Files for a share: `(name, content)`; the content is also written into `dir`.
-fn fill_share(dir: &Path, seed: u64) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn fill_share(dir: &Path, seed: u64) -> Vec<(String, Vec<u8>)> {
     [("small.txt", 13), ("big.bin", 2 * MIB + 5), ("empty", 0)]
         .into_iter()
         .enumerate()
@@ -328,7 +331,7 @@ fn fill_share(dir: &Path, seed: u64) -> Vec<(String, Vec<u8>)> {
 
 /// The directory a recipe shares (`/srv/share`): `share/` in the workspace, beside
 /// `local/` (the client's files) and `ctl/` (logs, certificates, batch files).
-fn share(ws: &Workspace) -> PathBuf {
+pub(crate) fn share(ws: &Workspace) -> PathBuf {
     let share = ws.root().join("share");
     fs::create_dir(&share).expect("create share");
     share

@@ -195,7 +195,7 @@ fn recipes_sshfs_direct() {
 fn recipes_sshfs_through_tls() {
     let ws = Workspace::new("recipe-sshfs-tls");
     let (share, mnt) = (share(&ws), mount_point(&ws));
-    crate::ncat::make_certificate(&ws.ctl.join("cert.pem"), &ws.ctl.join("key.pem"));
+    crate::ncat::make_certificate(&ws.ctl);
     let subs = sshfs_subs(&share, &mnt);
     // The TLS server first; the local port is not chosen yet (0 stands in for it).
     let (server, server_port) = start_on_free_port(
