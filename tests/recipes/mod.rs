@@ -2,7 +2,8 @@
 //! `<!-- recipe: NAME -->` marker in README.md, replaces the placeholders (the server's
 //! path, `/srv/share`, ports, socket paths, `alice@host`) with its own, and runs the
 //! lines with `sh -c`, on loopback, with the real programs: sshfs with FUSE, a real
-//! sshd forwarding a Unix socket (driven through a pseudo-terminal for `~C`), xinetd.
+//! sshd forwarding a Unix socket (driven through a pseudo-terminal for `~C`), xinetd,
+//! systemd's units through `systemd-socket-activate`, HAProxy in front of two sshds.
 //! Against OpenSSH's server (`SFTP_SERVER_BIN`), `--root DIR` becomes `-d DIR` and
 //! sshfs mounts that directory by its path.
 
@@ -23,6 +24,7 @@ use crate::support::procs::{Daemon, Finished, run_bounded};
 use crate::support::readme_block;
 use crate::support::{server_bin, testing_openssh};
 
+mod haproxy;
 mod read_only;
 mod ssh;
 mod sshfs;

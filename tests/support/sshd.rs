@@ -38,7 +38,9 @@ impl Sshd {
         }
         let host_key = ctl.join("host_key");
         let user_key = ctl.join("user_key");
-        for key in [&host_key, &user_key] {
+        // Keys already in `ctl` are kept: several sshds can share one host key, as
+        // hosts behind one load balancer must.
+        for key in [&host_key, &user_key].into_iter().filter(|k| !k.exists()) {
             run_ok(
                 "ssh-keygen",
                 [
