@@ -19,7 +19,7 @@
 use crate::ops::file::close_reporting;
 use crate::paths::Paths;
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, RenameFlags, openat, renameat, renameat2};
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat};
 use nix::unistd::{AccessFlags, UnlinkatFlags, faccessat, fchown, linkat, unlinkat};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -295,27 +295,7 @@ fn rename_into_place(paths: &Paths, temp: &[u8], client: &[u8], excl: bool) -> R
         if !excl {
             return renameat(from.dir(), from.path(), to.dir(), to.path());
         }
-        match renameat2(
-            from.dir(),
-            from.path(),
-            to.dir(),
-            to.path(),
-            RenameFlags::RENAME_NOREPLACE,
-        ) {
-            // No RENAME_NOREPLACE on this file system: a hard link refuses an
-            // existing name just as well.
-            Err(Errno::EINVAL) => {
-                linkat(
-                    from.dir(),
-                    from.path(),
-                    to.dir(),
-                    to.path(),
-                    AtFlags::empty(),
-                )?;
-                crate::ops::path::drop_old_name(&from, &to)
-            }
-            r => r,
-        }
+        crate::ops::path::rename_noreplace(&from, &to, true)
     })();
     if r.is_err() {
         remove(paths, temp);

@@ -177,6 +177,20 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         false => from.stat(false)?,
     };
     let to = s.paths.resolve(newpath)?;
+    let regular = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+    rename_noreplace(&from, &to, regular)?;
+    Ok(Answer::Ok)
+}
+
+/// Moves `from` to `to`, never over an existing name: renameat2(RENAME_NOREPLACE),
+/// atomic for every kind of file. File systems without it get OpenSSH's way: a hard
+/// link then an unlink for a regular file (atomic against an existing target), a
+/// check then a rename for anything else or where hard links are not to be had.
+pub(crate) fn rename_noreplace(
+    from: &Target<'_>,
+    to: &Target<'_>,
+    regular: bool,
+) -> Result<(), Errno> {
     match renameat2(
         from.dir(),
         from.path(),
@@ -184,43 +198,32 @@ pub fn rename(s: &mut Session, oldpath: &[u8], newpath: &[u8]) -> OpResult {
         to.path(),
         RenameFlags::RENAME_NOREPLACE,
     ) {
-        // File systems without RENAME_NOREPLACE: OpenSSH's way, a hard link then an
-        // unlink for regular files (atomic against an existing target), a check then
-        // a rename for anything else.
-        Err(Errno::EINVAL) => {
-            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG {
-                match linkat(
-                    from.dir(),
-                    from.path(),
-                    to.dir(),
-                    to.path(),
-                    LinkatFlags::empty(),
-                ) {
-                    Ok(()) => {
-                        drop_old_name(&from, &to)?;
-                        return Ok(Answer::Ok);
-                    }
-                    Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EXDEV | Errno::EPERM) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if to.stat(true).is_ok() {
-                return Err(Errno::EEXIST.into());
-            }
-            renameat(from.dir(), from.path(), to.dir(), to.path())?;
-            Ok(Answer::Ok)
-        }
-        r => {
-            r?;
-            Ok(Answer::Ok)
+        Err(Errno::EINVAL) => {}
+        r => return r,
+    }
+    if regular {
+        match linkat(
+            from.dir(),
+            from.path(),
+            to.dir(),
+            to.path(),
+            LinkatFlags::empty(),
+        ) {
+            Ok(()) => return drop_old_name(from, to),
+            Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EXDEV | Errno::EPERM) => {}
+            Err(e) => return Err(e),
         }
     }
+    if to.stat(true).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    renameat(from.dir(), from.path(), to.dir(), to.path())
 }
 
 /// The second half of a move by hard link (where the file system has no
 /// RENAME_NOREPLACE): the old name goes; if it cannot, the new link goes too, so that
 /// nothing is left half done.
-pub(crate) fn drop_old_name(from: &Target<'_>, to: &Target<'_>) -> Result<(), Errno> {
+fn drop_old_name(from: &Target<'_>, to: &Target<'_>) -> Result<(), Errno> {
     unlinkat(from.dir(), from.path(), UnlinkatFlags::NoRemoveDir).inspect_err(|_| {
         let _ = unlinkat(to.dir(), to.path(), UnlinkatFlags::NoRemoveDir);
     })

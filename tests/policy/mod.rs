@@ -589,3 +589,63 @@ fn policy_atomic_upload_named_fallback() {
         assert_eq!(on_disk(&dir), ["target"], "{how}: nothing left");
     }
 }
+
+/// Where the file system has no RENAME_NOREPLACE (and the tests' FUSE file system has
+/// no hard links either), a move that must not replace falls back to a check then a
+/// rename: v3 RENAME and the last step of an EXCL atomic upload both still land, and
+/// both still refuse an existing name.
+#[test]
+fn policy_no_replace_without_rename_flags() {
+    use crate::support::faultfs::{FaultFs, Options};
+    let scratch = Scratch::new("policy-norename2");
+    let options = Options {
+        no_rename_flags: true,
+        ..Options::default()
+    };
+    let fs = FaultFs::mount(&scratch.path().join("fuse"), options);
+    fs.put("a", b"a");
+    fs.put("taken", b"theirs");
+    let mut s = start(scratch.path(), &[]);
+    s.ok(Request::Rename {
+        old: b"fuse/a",
+        new: b"fuse/b",
+    });
+    assert_eq!(fs.content("b").unwrap(), b"a");
+    let r = s.call(Request::Rename {
+        old: b"fuse/b",
+        new: b"fuse/taken",
+    });
+    assert!(
+        matches!(
+            r,
+            Reply::Status {
+                code: SSH_FX_FAILURE,
+                ..
+            }
+        ),
+        "RENAME onto an existing name: {r:?}"
+    );
+    assert_eq!(fs.content("taken").unwrap(), b"theirs");
+    s.finish();
+    if testing_openssh() {
+        return;
+    }
+
+    let excl = NEW | SSH_FXF_EXCL;
+    let mut s = start(scratch.path(), &["--atomic-uploads".to_string()]);
+    let h = create(&mut s, b"fuse/new", excl, Attrs::none());
+    s.write(&h, 0, b"ours");
+    s.close(&h);
+    assert_eq!(fs.content("new").unwrap(), b"ours");
+    let h = create(&mut s, b"fuse/race", excl, Attrs::none());
+    s.write(&h, 0, b"ours");
+    fs.put("race", b"theirs");
+    let r = s.call(Request::Close { handle: &h });
+    crate::support::status::assert_os_failure(&r, "File exists");
+    assert_eq!(fs.content("race").unwrap(), b"theirs");
+    s.finish();
+    assert_eq!(
+        on_disk(&scratch.path().join("fuse")),
+        ["b", "new", "race", "taken"]
+    );
+}

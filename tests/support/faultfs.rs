@@ -70,6 +70,9 @@ pub struct Options {
     /// FUSE_AUTO_INVAL_DATA, as libfuse 3 file systems (sshfs, s3fs) ask for: the
     /// kernel checks the size and mtime on every read and drops stale cached pages.
     pub auto_inval_data: bool,
+    /// rename(2) with flags (RENAME_NOREPLACE) unsupported, as on older FUSE
+    /// daemons and some network file systems: the kernel then answers EINVAL.
+    pub no_rename_flags: bool,
 }
 
 struct Fault {
@@ -669,6 +672,10 @@ impl Filesystem for Fs {
         reply: ReplyEmpty,
     ) {
         let mut st = answer!(reply, self.begin(Op::Rename, parent.0, Some(name)));
+        if st.options.no_rename_flags && !flags.is_empty() {
+            // ENOSYS: the kernel remembers the daemon lacks rename2 and answers EINVAL.
+            return reply.error(Errno::ENOSYS);
+        }
         let Some(ino) = st.child(parent.0, name) else {
             return reply.error(Errno::ENOENT);
         };
